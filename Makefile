@@ -1,0 +1,40 @@
+# `make demo` and `make test` set everything up on a fresh machine: .venv, Python packages, Debian packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU machines this project is developed on have this pair on local disk; a GPU user may override, e.g.
+#   make test TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DEBIAN_PACKAGES ?=
+
+.PHONY: demo test lint format clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@if [ -n "$(DEBIAN_PACKAGES)" ] && [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/qwen-image2 generate "a red poster with the word HELLO" --model tiny --size 256x192 --steps 8 --seed 0 --out outputs/demo/generate.png
+	$(VENV)/bin/qwen-image2 edit "change the word to WORLD" --image outputs/demo/generate.png --model tiny --size 256x192 --steps 8 --seed 0 --out outputs/demo/edit.png
+	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,3 @@
+from qwen_image2.cli import main
+
+main()

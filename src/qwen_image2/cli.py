@@ -1,0 +1,43 @@
+"""The `qwen-image2` command: one app, a thin module per command group under `commands/`.
+
+Command modules import heavy libraries (torch, diffusers, ray) inside their functions, so that
+`qwen-image2 --help` and light commands start fast.
+"""
+
+import sys
+
+import typer
+
+from qwen_image2.commands import generate
+from qwen_image2.errors import UserError
+
+app = typer.Typer(
+    name="qwen-image2",
+    help="Qwen-Image-2.0-class generation and editing: run, train, curate, evaluate, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("generate")(generate.generate)
+app.command("edit")(generate.edit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a `UserError` becomes one `error:` line on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # click's usage errors: keep them to one line too
+        import click
+
+        if isinstance(err, click.ClickException):
+            print(f"error: {err.format_message()}", file=sys.stderr)
+            sys.exit(2)
+        raise
