@@ -1,0 +1,107 @@
+"""`qwen-image2 generate` and `qwen-image2 edit`."""
+
+from pathlib import Path
+
+import typer
+
+from qwen_image2.commands.options import DEVICE, DTYPE, MODEL, SEED, parse_size, read_image
+from qwen_image2.errors import UserError
+
+
+def generate(
+    prompt: str = typer.Argument(..., help="What to draw; put text to render in quotes."),
+    model: str = MODEL,
+    size: str = typer.Option("1024x1024", "--size", help="WIDTHxHEIGHT in pixels, multiples of 32."),
+    steps: int = typer.Option(40, "--steps", help="Denoising steps."),
+    seed: int = SEED,
+    guidance: float = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt."),
+    negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
+    num_images: int = typer.Option(1, "--num-images", help="Images to generate for the prompt."),
+    out: Path = typer.Option(Path("output.png"), "--out", "-o", help="PNG to write (alpha kept)."),
+    no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Generate an image from a prompt.
+
+    Examples:
+
+      qwen-image2 generate "a poster that says \\"OPEN\\"" --model tiny --size 256x192 --steps 8
+
+      qwen-image2 generate "a cat" --model ./Qwen-Image-2.1 --size 2048x2048 --seed 7 --out cat.png
+
+      qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
+    """
+    width, height = parse_size(size)
+    run(prompt, [], model, width, height, steps, seed, guidance, negative_prompt, num_images, out, no_kv_cache,
+        device, dtype)
+
+
+def edit(
+    instruction: str = typer.Argument(..., help="What to change, e.g. 'change the word to WORLD'."),
+    image: list[Path] = typer.Option(..., "--image", "-i", help="Condition image; repeat for up to 10."),
+    model: str = MODEL,
+    size: str = typer.Option(None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."),
+    resolution: int = typer.Option(1024, "--resolution", help="Condition images are resized to this area²."),
+    steps: int = typer.Option(40, "--steps", help="Denoising steps."),
+    seed: int = SEED,
+    guidance: float = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt."),
+    negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
+    num_images: int = typer.Option(1, "--num-images", help="Images to generate."),
+    out: Path = typer.Option(Path("edited.png"), "--out", "-o", help="PNG to write (alpha kept)."),
+    no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Edit one or more images by instruction.
+
+    Examples:
+
+      qwen-image2 edit "change the word to WORLD" --image poster.png --model tiny --size 256x192
+
+      qwen-image2 edit "put the cat from picture 2 on the sofa in picture 1" -i sofa.png -i cat.png -m ./Qwen-Image-2.1
+    """
+    if len(image) > 10:
+        raise UserError(f"{len(image)} images given; at most 10 condition images are supported")
+    width, height = parse_size(size) if size else (None, None)
+    images = [read_image(path) for path in image]
+    run(instruction, images, model, width, height, steps, seed, guidance, negative_prompt, num_images, out,
+        no_kv_cache, device, dtype, resolution)
+
+
+def run(prompt, images, model, width, height, steps, seed, guidance, negative_prompt, num_images, out,
+        no_kv_cache, device, dtype, resolution=1024) -> None:
+    """Validate, load, generate, write PNGs; prints where they are."""
+    if steps < 1:
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    if num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {num_images}")
+    if not Path(model).is_dir() and (Path(model).suffix or "/" in model):
+        raise UserError(f"model folder {model} does not exist")
+    import torch
+
+    from qwen_image2.commands.options import resolve_device, resolve_dtype
+    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
+
+    device = resolve_device(device)
+    pipe = QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
+    if not Path(model).is_dir():
+        typer.echo(f"note: preset {model!r} has random weights; its images are noise-like by design", err=True)
+    result = pipe(
+        prompt,
+        image=images or None,
+        width=width,
+        height=height,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        negative_prompt=negative_prompt,
+        num_images_per_prompt=num_images,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        resolution=resolution,
+        use_kv_cache=not no_kv_cache,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for index, picture in enumerate(result.images):
+        path = out if len(result.images) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
+        picture.save(path)
+        typer.echo(str(path))

@@ -1,0 +1,55 @@
+"""Options shared by several commands, defined once, and the parsing of their values."""
+
+from pathlib import Path
+
+import typer
+from PIL import Image, UnidentifiedImageError
+
+from qwen_image2.errors import UserError
+
+MODEL = typer.Option(..., "--model", "-m", help="A diffusers model folder (e.g. Qwen/Qwen-Image-2.1) or a preset: tiny.")
+DEVICE = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... ('auto': cuda when available).")
+DTYPE = typer.Option("auto", "--dtype", help="float32, bfloat16 or float16 ('auto': bfloat16 on GPU, float32 on CPU).")
+SEED = typer.Option(0, "--seed", help="Seed of torch.Generator('cpu') for the initial noise, as stock diffusers.")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in choices:
+        raise UserError(f"--dtype {dtype!r}: choose one of {', '.join(choices)}")
+    return choices[dtype]
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """'WxH' -> (width, height), both positive multiples of 32."""
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {size!r}: write it as WIDTHxHEIGHT, e.g. 1024x768") from None
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise UserError(f"--size {size}: width and height must be positive multiples of 32")
+    return width, height
+
+
+def read_image(path: Path) -> Image.Image:
+    """Open and fully decode an image, or fail with one clear line."""
+    if not path.is_file():
+        raise UserError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"cannot read {path} as an image ({err.__class__.__name__})") from None

@@ -1,0 +1,1 @@
+"""Flow matching: the training objective, timestep sampling and shift, inference schedules, guidance."""

@@ -1,0 +1,1 @@
+"""Model layer: presets, loading and saving diffusers folders, condition encoding, latents."""

@@ -1,0 +1,35 @@
+"""VAE latents as the DiT reads them: posterior mode, per-channel normalised, one token per 16x16 cell."""
+
+import torch
+from diffusers import AutoencoderKLQwenImage21
+
+
+def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (1, vae.config.z_dim, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(like.device, like.dtype)
+    std = torch.tensor(vae.config.latents_std).view(shape).to(like.device, like.dtype)
+    return mean, std
+
+
+def encode_latents(vae: AutoencoderKLQwenImage21, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, C, H, W) in [-1, 1] -> normalised latents (B, z_dim, H/16, W/16), deterministic."""
+    latents = vae.encode(pixels.unsqueeze(2)).latent_dist.mode()[:, :, 0]
+    mean, std = _stats(vae, latents)
+    return (latents - mean) / std
+
+
+def decode_latents(vae: AutoencoderKLQwenImage21, latents: torch.Tensor) -> torch.Tensor:
+    """Normalised latents (B, z_dim, h, w) -> pixels (B, C, 16h, 16w) in [-1, 1]."""
+    mean, std = _stats(vae, latents)
+    return vae.decode((latents * std + mean).unsqueeze(2), return_dict=False)[0][:, :, 0]
+
+
+def pack(latents: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C): raster-order tokens, no 2x2 patchify (2.1 reads cells unpatched)."""
+    batch, channels, height, width = latents.shape
+    return latents.reshape(batch, channels, height * width).transpose(1, 2)
+
+
+def unpack(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, h*w, C) -> (B, C, h, w); `height`, `width` in latent cells."""
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)

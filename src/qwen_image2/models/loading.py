@@ -1,0 +1,83 @@
+"""Load and save Qwen-Image-2.x models as diffusers folders (the `Qwen/Qwen-Image-2.1` layout).
+
+A folder holds `model_index.json` and one subfolder per component. What we save loads in stock
+`diffusers.QwenImage21Pipeline.from_pretrained`, and what stock diffusers saves loads here.
+"""
+
+import json
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import AutoencoderKLQwenImage21, FlowMatchEulerDiscreteScheduler, QwenImage21Transformer2DModel
+from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+
+from qwen_image2.errors import UserError
+from qwen_image2.models.components import Components
+from qwen_image2.models.presets import build_components, preset_names
+
+PIPELINE_CLASS = "QwenImage21Pipeline"
+COMPONENT_CLASSES = {
+    "scheduler": ("diffusers", FlowMatchEulerDiscreteScheduler),
+    "vae": ("diffusers", AutoencoderKLQwenImage21),
+    "text_encoder": ("transformers", Qwen3VLForConditionalGeneration),
+    "processor": ("transformers", Qwen3VLProcessor),
+    "transformer": ("diffusers", QwenImage21Transformer2DModel),
+}
+
+
+def load_components(
+    model: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", seed: int = 0
+) -> Components:
+    """A diffusers folder, or a preset name built with random weights from `seed`."""
+    path = Path(model)
+    if path.is_dir():
+        components = load_folder(path, dtype)
+    elif str(model) in preset_names():
+        components = build_components(str(model), seed=seed)
+        if dtype != torch.float32:
+            for module in (components.transformer, components.vae, components.text_encoder):
+                module.to(dtype)
+    else:
+        raise UserError(
+            f"model {str(model)!r} is neither a folder nor a preset ({', '.join(preset_names())}); "
+            "give the path of a diffusers folder such as a local copy of Qwen/Qwen-Image-2.1"
+        )
+    for module in (components.transformer, components.vae, components.text_encoder):
+        module.to(device)
+    return components
+
+
+def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Components:
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise UserError(f"{folder} has no model_index.json; is it a diffusers model folder?")
+    index = json.loads(index_file.read_text())
+    missing = [name for name in COMPONENT_CLASSES if not (folder / name).is_dir()]
+    if missing:
+        raise UserError(f"{folder} lacks the component folder(s) {', '.join(missing)}")
+    for name, (_, cls) in COMPONENT_CLASSES.items():
+        declared = index.get(name, [None, None])[1]
+        if declared != cls.__name__:
+            raise UserError(f"{index_file}: component {name} is {declared!r}, expected {cls.__name__!r}")
+    return Components(
+        transformer=QwenImage21Transformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype),
+        vae=AutoencoderKLQwenImage21.from_pretrained(folder / "vae", torch_dtype=dtype).eval(),
+        text_encoder=Qwen3VLForConditionalGeneration.from_pretrained(folder / "text_encoder", dtype=dtype).eval(),
+        processor=Qwen3VLProcessor.from_pretrained(folder / "processor"),
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler"),
+        sample_sigmas=index.get("sample_sigmas"),
+    )
+
+
+def save_components(components: Components, folder: str | Path) -> Path:
+    """Write `components` as a diffusers folder with a stock `model_index.json`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {"_class_name": PIPELINE_CLASS, "_diffusers_version": diffusers.__version__}
+    for name, (library, cls) in COMPONENT_CLASSES.items():
+        getattr(components, name).save_pretrained(folder / name)
+        index[name] = [library, cls.__name__]
+    index["sample_sigmas"] = components.sample_sigmas
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return folder

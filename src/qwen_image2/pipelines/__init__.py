@@ -1,0 +1,1 @@
+"""Inference: one pipeline for text-to-image and editing with 0..10 condition images."""

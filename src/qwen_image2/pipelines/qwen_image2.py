@@ -1,0 +1,214 @@
+"""`QwenImage2Pipeline`: text-to-image and instruction editing (0..10 condition images) in one entry point.
+
+Same weights, inputs and seed give the same image as stock `diffusers.QwenImage21Pipeline`; the condition
+encoding, latent packing and schedule come from this package's `models/` and `diffusion/` so that the
+trainer uses the very same code.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.models.transformers.transformer_qwenimage21 import QwenImage21KVCache
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from qwen_image2.diffusion.flow import dynamic_shift_mu
+from qwen_image2.diffusion.guidance import true_cfg
+from qwen_image2.errors import UserError
+from qwen_image2.models.components import Components
+from qwen_image2.models.conditioning import (
+    MAX_CONDITION_IMAGES,
+    Conditions,
+    condition_image_size,
+    encode_conditions,
+    prepare_condition_image,
+)
+from qwen_image2.models.latents import decode_latents, encode_latents, pack, unpack
+from qwen_image2.models.loading import load_components, save_components
+
+VAE_SCALE = 16  # one latent cell = 16x16 pixels
+SIZE_MULTIPLE = 32  # one encoder image slot = 2x2 latent cells
+
+
+@dataclass
+class PipelineOutput:
+    """`images`: PIL images (RGBA), an array (B, H, W, 4) in [0, 1], or packed latents (B, N, 64)."""
+
+    images: list[Image.Image] | np.ndarray | torch.Tensor
+
+
+def check_size(width: int, height: int) -> None:
+    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise UserError(f"size {width}x{height}: width and height must be positive multiples of {SIZE_MULTIPLE}")
+
+
+class QwenImage2Pipeline(DiffusionPipeline):
+    """Generation and editing with a Qwen-Image-2.x model (components: see `models.components.Components`)."""
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+
+    def __init__(self, scheduler, vae, text_encoder, processor, transformer, sample_sigmas=None):
+        super().__init__()
+        self.register_modules(
+            scheduler=scheduler, vae=vae, text_encoder=text_encoder, processor=processor, transformer=transformer
+        )
+        self.register_to_config(sample_sigmas=sample_sigmas)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=VAE_SCALE, vae_latent_channels=vae.config.z_dim)
+
+    @classmethod
+    def from_components(cls, components: Components) -> "QwenImage2Pipeline":
+        return cls(
+            scheduler=components.scheduler,
+            vae=components.vae,
+            text_encoder=components.text_encoder,
+            processor=components.processor,
+            transformer=components.transformer,
+            sample_sigmas=components.sample_sigmas,
+        )
+
+    @classmethod
+    def from_model(cls, model: str | Path, dtype=torch.float32, device="cpu", seed: int = 0) -> "QwenImage2Pipeline":
+        """A diffusers folder (e.g. a copy of Qwen/Qwen-Image-2.1) or a preset name with random weights."""
+        return cls.from_components(load_components(model, dtype=dtype, device=device, seed=seed))
+
+    @property
+    def components_(self) -> Components:
+        return Components(
+            self.transformer, self.vae, self.text_encoder, self.processor, self.scheduler, self.config.sample_sigmas
+        )
+
+    def save_pretrained(self, folder: str | Path, **_) -> Path:
+        """A diffusers folder that stock `QwenImage21Pipeline.from_pretrained` loads."""
+        return save_components(self.components_, folder)
+
+    def encode_prompt(self, prompts: list[str], images: list[Image.Image] | None = None) -> Conditions:
+        """Prompts with already prepared condition images -> `Conditions` (see models/conditioning.py)."""
+        return encode_conditions(self.text_encoder, self.processor, prompts, images)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        image: Image.Image | list[Image.Image] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        num_inference_steps: int = 40,
+        guidance_scale: float = 1.0,
+        negative_prompt: str | list[str] | None = None,
+        cfg_rescale: bool = False,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        sigmas: list[float] | None = None,
+        resolution: int = 1024,
+        use_kv_cache: bool = True,
+        output_type: str = "pil",
+        callback: Callable[[int, float, torch.Tensor], None] | None = None,
+    ) -> PipelineOutput:
+        """Generate (no `image`) or edit (`image`: 1..10 condition images shared by every prompt).
+
+        Args:
+            prompt: one prompt or a batch of B prompts (edits: the instruction).
+            image: condition images; each is resized by area to `resolution`² at multiples of 32.
+            width, height: output size in pixels, multiples of 32; default `resolution`², or for an edit the
+                last condition image's aspect at that area.
+            num_inference_steps: Euler steps on the published dynamic-shift schedule (ignored with `sigmas`
+                or a distilled model's `sample_sigmas`).
+            guidance_scale, negative_prompt: true CFG, on only when the scale > 1 and a negative prompt is
+                given (2.1 samples without guidance); `cfg_rescale` keeps v1's per-token norm rescale.
+            generator: seeds the initial noise (B·num_images_per_prompt, 64, height/16, width/16).
+            use_kv_cache: compute text and condition tokens once (they are step-independent at t = 0).
+            output_type: "pil", "np", "pt" or "latent" (packed latents (B, N, 64)).
+            callback: called after each step as `callback(step_index, sigma, latents)`.
+        """
+        # 1. Check inputs
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        images = [] if image is None else [image] if isinstance(image, Image.Image) else list(image)
+        if not prompts:
+            raise UserError("no prompt given")
+        if len(images) > MAX_CONDITION_IMAGES:
+            raise UserError(f"{len(images)} condition images given; at most {MAX_CONDITION_IMAGES} are supported")
+        if num_inference_steps < 1:
+            raise UserError(f"steps must be at least 1, got {num_inference_steps}")
+        if images and (width is None or height is None):
+            width, height = condition_image_size(*images[-1].size, resolution)
+        width, height = width or resolution, height or resolution
+        check_size(width, height)
+        batch_size = len(prompts) * num_images_per_prompt
+        device = self._execution_device
+
+        # 2. Encode conditions: one resize feeds both the encoder and the VAE
+        images = [prepare_condition_image(img, resolution) for img in images]
+        conditions = self.encode_prompt(prompts, images or None).repeat(num_images_per_prompt)
+        do_cfg = guidance_scale > 1 and negative_prompt is not None
+        if do_cfg:
+            negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+            negative = self.encode_prompt(list(negatives), images or None).repeat(num_images_per_prompt)
+
+        # 3. Prepare latents: noise for the target, VAE posterior modes for the condition images
+        dtype = conditions.embeds.dtype
+        grid = (height // VAE_SCALE, width // VAE_SCALE)
+        if latents is None:
+            noise = randn_tensor((batch_size, self.vae.config.z_dim, *grid), generator=generator, device=device,
+                                 dtype=dtype)
+            latents = pack(noise)
+        condition_latents, condition_grids = None, []
+        if images:
+            encoded = [encode_latents(self.vae, self.image_processor.preprocess(img).to(device, dtype))
+                       for img in images]
+            condition_grids = [tuple(e.shape[-2:]) for e in encoded]
+            condition_latents = torch.cat([pack(e) for e in encoded], dim=1).expand(batch_size, -1, -1)
+        img_shapes = [[(1, h, w) for h, w in [*condition_grids, grid]]] * batch_size
+
+        # 4. Timesteps: the published exponential dynamic shift, μ from the number of target tokens
+        sigmas = sigmas if sigmas is not None else self.config.sample_sigmas
+        if sigmas is None:
+            sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
+        self.scheduler.set_timesteps(sigmas=sigmas, device=device, mu=dynamic_shift_mu(latents.shape[1]))
+        self.scheduler.set_begin_index(0)
+
+        # 5. Denoise
+        cache_on = use_kv_cache and self.transformer.config.causal_condition
+        caches = [QwenImage21KVCache(len(self.transformer.transformer_blocks)) if cache_on else None
+                  for _ in range(2 if do_cfg else 1)]
+        for index, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            mode = ("extract" if index == 0 else "cached") if cache_on else None
+            hidden = latents if condition_latents is None else torch.cat([condition_latents, latents], dim=1)
+            timestep = t.expand(batch_size).to(dtype) / 1000
+            velocity = self._velocity(hidden, timestep, conditions, img_shapes, caches[0], mode, latents.shape[1])
+            if do_cfg:
+                uncond = self._velocity(hidden, timestep, negative, img_shapes, caches[1], mode, latents.shape[1])
+                velocity = true_cfg(velocity, uncond, guidance_scale, cfg_rescale)
+            latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+            if callback is not None:
+                callback(index, float(t) / 1000, latents)
+
+        # 6. Decode
+        self.maybe_free_model_hooks()
+        if output_type == "latent":
+            return PipelineOutput(latents)
+        pixels = decode_latents(self.vae, unpack(latents, *grid).to(self.vae.dtype))
+        return PipelineOutput(self.image_processor.postprocess(pixels, output_type=output_type))
+
+    def _velocity(self, hidden, timestep, conditions, img_shapes, cache, mode, num_target):
+        """The DiT's velocity for the target tokens (the last `num_target` of the joint sequence)."""
+        batch = hidden.shape[0]
+        img_mask = torch.cat([conditions.image_pad_mask, conditions.image_pad_mask.new_ones(batch, num_target // 4)],
+                             dim=1)
+        output = self.transformer(
+            hidden_states=hidden,
+            timestep=timestep,
+            encoder_hidden_states=conditions.embeds,
+            encoder_hidden_states_mask=conditions.mask,
+            img_shapes=img_shapes,
+            img_mask=img_mask,
+            kv_cache=cache,
+            kv_cache_mode=mode,
+            return_dict=False,
+        )[0]
+        return output[:, -num_target:]
