@@ -8,6 +8,8 @@ import sys
 
 import typer
 
+from qwen_image2.commands import arena
+from qwen_image2.commands import curate
 from qwen_image2.commands import generate
 from qwen_image2.errors import UserError
 
@@ -20,6 +22,8 @@ app = typer.Typer(
 )
 app.command("generate")(generate.generate)
 app.command("edit")(generate.edit)
+app.command("curate")(curate.curate)
+app.add_typer(arena.app, name="arena")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,10 +38,6 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as err:  # click's usage errors: keep them to one line too
-        import click
-
-        if isinstance(err, click.ClickException):
-            print(f"error: {err.format_message()}", file=sys.stderr)
-            sys.exit(2)
-        raise
+    except typer.TyperException as err:  # usage errors (unknown option, bad value): one line too
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        sys.exit(2)

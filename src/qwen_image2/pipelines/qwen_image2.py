@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.models.transformers.transformer_qwenimage21 import QwenImage21KVCache
 from diffusers.utils.torch_utils import randn_tensor
@@ -169,14 +169,18 @@ class QwenImage2Pipeline(DiffusionPipeline):
         sigmas = sigmas if sigmas is not None else self.config.sample_sigmas
         if sigmas is None:
             sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
-        self.scheduler.set_timesteps(sigmas=sigmas, device=device, mu=dynamic_shift_mu(latents.shape[1]))
-        self.scheduler.set_begin_index(0)
+        scheduler = self.scheduler
+        if len(sigmas) == 1 and scheduler.config.shift_terminal:
+            # Stretching a one-point grid to the terminal σ divides by zero; one step goes from σ = 1 to 0.
+            scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift_terminal=None)
+        scheduler.set_timesteps(sigmas=sigmas, device=device, mu=dynamic_shift_mu(latents.shape[1]))
+        scheduler.set_begin_index(0)
 
         # 5. Denoise
         cache_on = use_kv_cache and self.transformer.config.causal_condition
         caches = [QwenImage21KVCache(len(self.transformer.transformer_blocks)) if cache_on else None
                   for _ in range(2 if do_cfg else 1)]
-        for index, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        for index, t in enumerate(self.progress_bar(scheduler.timesteps)):
             mode = ("extract" if index == 0 else "cached") if cache_on else None
             hidden = latents if condition_latents is None else torch.cat([condition_latents, latents], dim=1)
             timestep = t.expand(batch_size).to(dtype) / 1000
@@ -184,7 +188,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
             if do_cfg:
                 uncond = self._velocity(hidden, timestep, negative, img_shapes, caches[1], mode, latents.shape[1])
                 velocity = true_cfg(velocity, uncond, guidance_scale, cfg_rescale)
-            latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+            latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
             if callback is not None:
                 callback(index, float(t) / 1000, latents)
 

@@ -1,0 +1,1 @@
+"""Training data: the shared sample schema (`records`), curation, and (later) caches and buckets."""

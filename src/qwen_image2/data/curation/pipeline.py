@@ -1,0 +1,150 @@
+"""`curate` and `rethreshold`: the library functions behind `qwen-image2 curate`.
+
+    OUT/run.json          what changes the scores (filters, models, decode size): a resume must match it
+    OUT/parts/<id>.parquet one per finished shard, written atomically: the resume points
+    OUT/manifest.parquet  every input row, in source order: record fields, scores, decisions
+    OUT/report.json/.png  counts per filter, score histograms, throughput
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from qwen_image2.data.curation.config import RunSettings, StageThresholds, stage_thresholds
+from qwen_image2.data.curation.decide import decide
+from qwen_image2.data.curation.manifest import PART_SCHEMA, read_metadata, write_atomic
+from qwen_image2.data.curation.report import write_report
+from qwen_image2.data.curation.sources import list_shards
+from qwen_image2.errors import UserError
+
+
+@dataclass
+class CurationResult:
+    manifest: Path
+    report: dict
+
+
+def _check_run_file(out: Path, settings: RunSettings) -> None:
+    run_file = out / "run.json"
+    current = json.loads(settings.model_dump_json())
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if previous != current:
+            changed = sorted(k for k in current if previous.get(k) != current.get(k))
+            raise UserError(
+                f"{out} holds a run with other settings ({', '.join(changed)} differ); resume with the same "
+                "settings, use another --out, or apply new thresholds with --rethreshold"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = run_file.with_name(".run.json.tmp")
+        tmp.write_text(json.dumps(current, indent=2))
+        os.replace(tmp, run_file)
+
+
+def check_models(settings: RunSettings) -> None:
+    """Load every selected model once, here, so a missing one stops the run before any work starts."""
+    from qwen_image2.data.curation.worker import build_filters
+
+    build_filters(settings)
+
+
+def _finish(
+    table: pa.Table, out: Path, stage: str, thresholds: StageThresholds, filters: tuple[str, ...], throughput: dict
+) -> CurationResult:
+    df = table.to_pandas()
+    decisions = decide(df, thresholds, filters)
+    manifest = pa.Table.from_pandas(
+        pd.concat([df.reset_index(drop=True), decisions.reset_index(drop=True)], axis=1), preserve_index=False
+    )
+    manifest = manifest.cast(pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns]))
+    meta = {"stage": stage, "filters": list(filters), "thresholds": thresholds.model_dump()}
+    write_atomic(manifest, out / "manifest.parquet", metadata=meta)
+    report = write_report(pd.concat([df, decisions], axis=1), out, stage, filters, thresholds, throughput)
+    return CurationResult(out / "manifest.parquet", report)
+
+
+def curate(
+    sources: list[str],
+    out: str | Path,
+    stage: str = "s1-256p",
+    settings: RunSettings | None = None,
+    stages_file: str | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard_size: int = 1000,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> CurationResult:
+    """Curate `sources` into `out`; resumable: finished shards (their part files) are never redone."""
+    from tqdm import tqdm
+
+    from qwen_image2.data.curation.runner import run_shards
+
+    settings = settings or RunSettings()
+    thresholds = stage_thresholds(stage, stages_file)
+    out = Path(out)
+    existing = out / "manifest.parquet"
+    if existing.exists() and read_metadata(existing).get("stage") != stage:
+        raise UserError(
+            f"{existing} was decided for stage {read_metadata(existing).get('stage')!r}; use --rethreshold "
+            f"{existing} --stage {stage}, or another --out"
+        )
+    shards = list_shards(sources, shard_size)
+    _check_run_file(out, settings)
+    parts = out / "parts"
+    parts.mkdir(exist_ok=True)
+    todo = [s for s in shards if not (parts / f"{s.id}.parquet").exists()]
+    if todo:
+        check_models(settings)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    bar = tqdm(total=len(shards), initial=len(shards) - len(todo), unit="shard", disable=not progress, desc="curate")
+    processed = {"rows": 0}
+
+    def on_done(shard_id: str, rows: int, seconds: float) -> None:
+        processed["rows"] += rows
+        bar.update(1)
+        bar.set_postfix(images=processed["rows"])
+
+    start = time.perf_counter()
+    used = run_shards(todo, settings.model_dump_json(), str(parts), workers, batch_size, on_done, ray_address)
+    seconds = time.perf_counter() - start
+    bar.close()
+    table = pa.concat_tables([pq.read_table(parts / f"{s.id}.parquet", schema=PART_SCHEMA) for s in shards])
+    throughput = {
+        "seconds": seconds,
+        "rows_processed": processed["rows"],
+        "images_per_s": processed["rows"] / seconds if seconds > 0 and processed["rows"] else 0.0,
+        "workers": used,
+        "shards_processed": len(todo),
+        "shards_skipped": len(shards) - len(todo),
+    }
+    return _finish(table, out, stage, thresholds, settings.filters, throughput)
+
+
+def rethreshold(
+    manifest: str | Path, stage: str, out: str | Path | None = None, stages_file: str | None = None
+) -> CurationResult:
+    """Re-decide `passed`/`reason` of an existing manifest for `stage`, from its stored scores alone."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise UserError(f"--rethreshold {manifest}: no such manifest")
+    meta = read_metadata(manifest)
+    if "filters" not in meta:
+        raise UserError(f"--rethreshold {manifest}: not a curation manifest (no curation metadata)")
+    thresholds = stage_thresholds(stage, stages_file)
+    out = Path(out) if out else manifest.parent / f"stage-{stage}"
+    if out.resolve() == manifest.parent.resolve():
+        raise UserError(f"--out {out} holds the manifest being re-thresholded; choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(manifest, columns=PART_SCHEMA.names).cast(PART_SCHEMA)
+    throughput = {"rethreshold_of": str(manifest), "rows_processed": 0, "workers": 0}
+    return _finish(table, out, stage, thresholds, tuple(meta["filters"]), throughput)

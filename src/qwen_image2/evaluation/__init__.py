@@ -1,0 +1,1 @@
+"""Evaluation: VAE reconstruction metrics, OCR text-rendering accuracy, and the human-preference arena."""

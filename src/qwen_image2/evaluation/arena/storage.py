@@ -1,0 +1,160 @@
+"""The arena's tables: one SQLAlchemy schema for SQLite (the default file) and PostgreSQL (by URL).
+
+Images live in the database as bytes, so a store is one file (SQLite) or one server (PostgreSQL) that
+several web workers share, and a backup is a database backup. Image and battle ids are random, so
+neither an image URL nor a battle id says which model made the picture or when it was imported.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+DEFAULT_DB_URL = "sqlite:///arena.db"
+BOARDS = ("t2i", "edit")
+CHOICES = ("left", "right", "tie", "both_bad")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every timestamp is stored and compared as naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def random_id() -> str:
+    return secrets.token_hex(16)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Image(Base):
+    __tablename__ = "arena_images"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Prompt(Base):
+    """A prompt on one board; for editing, with its ordered source images. `key` pairs up model sets."""
+
+    __tablename__ = "arena_prompts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    board: Mapped[str] = mapped_column(String(16), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sources: Mapped[list[PromptSource]] = relationship(order_by="PromptSource.position")
+
+
+class PromptSource(Base):
+    __tablename__ = "arena_prompt_sources"
+
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("arena_prompts.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("arena_images.id"))
+
+
+class Generation(Base):
+    """One model's image for one prompt."""
+
+    __tablename__ = "arena_generations"
+    __table_args__ = (UniqueConstraint("prompt_id", "model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("arena_prompts.id"), index=True)
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("arena_images.id"))
+    prompt: Mapped[Prompt] = relationship()
+
+
+class Voter(Base):
+    """An anonymous voter: only a hash of the cookie token is stored, so a leaked table names nobody."""
+
+    __tablename__ = "arena_voters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Battle(Base):
+    """Two generations for one prompt, shown to one voter with the models hidden."""
+
+    __tablename__ = "arena_battles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=random_id)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("arena_voters.id"), index=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("arena_prompts.id"))
+    left_id: Mapped[int] = mapped_column(ForeignKey("arena_generations.id"))
+    right_id: Mapped[int] = mapped_column(ForeignKey("arena_generations.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    prompt: Mapped[Prompt] = relationship()
+    left: Mapped[Generation] = relationship(foreign_keys=[left_id])
+    right: Mapped[Generation] = relationship(foreign_keys=[right_id])
+
+
+class VoteRow(Base):
+    """A vote; the unique battle id is what makes a replayed vote fail in the database itself."""
+
+    __tablename__ = "arena_votes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("arena_battles.id"), unique=True)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("arena_voters.id"), index=True)
+    choice: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    battle: Mapped[Battle] = relationship()
+
+
+def normalize_db_url(url: str) -> str:
+    """Route plain `postgresql://` URLs to psycopg 3 (the driver this package installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def build_engine(url: str = DEFAULT_DB_URL) -> Engine:
+    """An engine for `url` with the arena's tables created if missing."""
+    url = normalize_db_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    # SQLite ignores foreign keys unless asked; WAL lets the leaderboard read while a vote is written.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def build_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
