@@ -15,7 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DB_HELP = "SQLAlchemy URL of the vote store: sqlite:///FILE (default ./arena.db) or postgresql://USER:PW@HOST/DB."
+DB_HELP = (
+    "SQLAlchemy URL of the vote store: sqlite:///FILE (default ./arena.db) or postgresql://USER:PW@HOST/DB."
+)
 
 
 def _open_store(db: str):
@@ -45,13 +47,19 @@ def _parse_anchor(anchor: str | None) -> tuple[str, float] | None:
 
 @app.command("ratings")
 def ratings(
-    votes: Path = typer.Argument(..., help="JSON-lines votes: {model_a, model_b, winner[, board, category, voter, prompt]}."),
+    votes: Path = typer.Argument(
+        ..., help="JSON-lines votes: {model_a, model_b, winner[, board, category, voter, prompt]}."
+    ),
     out: Path = typer.Option(..., "--out", help="Where to write the ratings JSON."),
     plot: Path | None = typer.Option(None, "--plot", help="Leaderboard PNG; default: OUT with .png."),
     bootstrap: int = typer.Option(100, "--bootstrap", min=0, help="Bootstrap rounds for the 95% intervals."),
-    anchor: str | None = typer.Option(None, "--anchor", help="MODEL=RATING: pin one model's rating (default: mean 1000)."),
+    anchor: str | None = typer.Option(
+        None, "--anchor", help="MODEL=RATING: pin one model's rating (default: mean 1000)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of prompt down-sampling."),
-    no_guards: bool = typer.Option(False, "--no-guards", help="Skip the voter outlier test and prompt down-sampling."),
+    no_guards: bool = typer.Option(
+        False, "--no-guards", help="Skip the voter outlier test and prompt down-sampling."
+    ),
 ) -> None:
     """Bradley-Terry ratings per board and category, with bootstrap intervals and a leaderboard PNG.
 
@@ -71,7 +79,9 @@ def ratings(
     all_votes = load_votes(votes)
     if pinned and not any(pinned[0] in (vote.model_a, vote.model_b) for vote in all_votes):
         raise UserError(f"--anchor model {pinned[0]!r} has no votes in {votes}")
-    boards = compute_leaderboards(all_votes, bootstrap=bootstrap, anchor=pinned, seed=seed, guard=not no_guards)
+    boards = compute_leaderboards(
+        all_votes, bootstrap=bootstrap, anchor=pinned, seed=seed, guard=not no_guards
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(boards.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     png = save_leaderboard_png(boards.flat(), plot or out.with_suffix(".png"))
@@ -113,9 +123,13 @@ def serve(
 
 @app.command("import")
 def import_(
-    directory: Path = typer.Argument(..., help="Folder with the images and prompts.jsonl (or NAME.txt per image)."),
+    directory: Path = typer.Argument(
+        ..., help="Folder with the images and prompts.jsonl (or NAME.txt per image)."
+    ),
     model: str = typer.Option(..., "--model", help="Name of the model that made these images."),
-    board: str = typer.Option("t2i", "--board", help="t2i, or edit (prompts.jsonl lines then name 'sources')."),
+    board: str = typer.Option(
+        "t2i", "--board", help="t2i, or edit (prompts.jsonl lines then name 'sources')."
+    ),
     db: str = typer.Option("sqlite:///arena.db", "--db", help=DB_HELP),
 ) -> None:
     """Add one model's generation set to the arena; sets of different models pair up by prompt.
@@ -140,7 +154,9 @@ def import_(
 def export(
     out: Path = typer.Option(..., "--out", help="Where to write the votes, one JSON object a line."),
     db: str = typer.Option("sqlite:///arena.db", "--db", help=DB_HELP),
-    include_banned: bool = typer.Option(False, "--include-banned", help="Also export votes of banned voters."),
+    include_banned: bool = typer.Option(
+        False, "--include-banned", help="Also export votes of banned voters."
+    ),
 ) -> None:
     """Export raw votes in the format `arena ratings` reads.
 

@@ -31,51 +31,63 @@ def _pair_key(vote: Vote) -> tuple[tuple[str, str], float]:
     return pair, score
 
 
+def _decided_counts(votes: Sequence[Vote]) -> Counter:
+    """(pair, 1) and (pair, 0) -> how often the pair's first model won / lost; ties are left out, as in
+    FastChat, which compares against decided votes only."""
+    counts: Counter = Counter()
+    for vote in votes:
+        pair, score = _pair_key(vote)
+        if score != 0.5:
+            counts[pair, int(score)] += 1
+    return counts
+
+
+def _is_outlier(own: Sequence[Vote], reference: Counter, threshold: float) -> bool:
+    """Run the two products of 1 / (2p) over `own` votes; True as soon as either log exceeds `threshold`."""
+    log_upper = log_lower = 0.0
+    for vote in own:
+        pair, score = _pair_key(vote)
+        won, lost = reference[pair, 1], reference[pair, 0]
+        if won + lost == 0:
+            continue
+        # The reference is `won` ones and `lost` zeros; `score` is 1, 0.5 or 0.
+        p_upper = (lost + (won if score == 1.0 else 0)) / (won + lost)  # P(ref <= score)
+        p_lower = (won + (lost if score == 0.0 else 0)) / (won + lost)  # P(ref >= score)
+        log_upper += -math.log(2.0 * p_upper) if p_upper > 0 else math.inf
+        log_lower += -math.log(2.0 * p_lower) if p_lower > 0 else math.inf
+        if log_upper > threshold or log_lower > threshold:
+            return True
+    return False
+
+
 def outlier_voters(
     votes: Sequence[Vote],
     alpha: float = OUTLIER_ALPHA,
     min_votes: int = OUTLIER_MIN_VOTES,
     max_votes: int = OUTLIER_MAX_VOTES,
 ) -> set[str]:
-    """Voters whose votes disagree with everyone's pair win rates more than chance allows.
+    """Voters whose votes disagree with the other voters' pair win rates more than chance allows.
 
     For each of a voter's votes (in order) on a pair, with the pair's decided votes as the reference
     distribution, p_upper = P(ref <= vote) and p_lower = P(ref >= vote). Under the null (the voter draws
     like the crowd) each factor 1 / (2p) has expectation at most 1, so the running products are
     non-negative supermartingales and, by Ville's inequality, either exceeds 1/alpha with probability at
-    most alpha per product. A voter is flagged when one does. Votes are in chronological order.
-    """
-    wins: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for vote in votes:
-        pair, score = _pair_key(vote)
-        if score != 0.5:  # FastChat compares against decided votes only
-            wins[pair][0 if score == 1.0 else 1] += 1
+    most alpha per product. A voter is flagged when one does.
 
+    Unlike FastChat, the reference leaves out the voter's own votes: a voter who casts a third of a pair's
+    votes would otherwise pull the reference towards themselves and pass (see the rigging test).
+    """
+    everyone = _decided_counts(votes)
     by_voter: dict[str, list[Vote]] = defaultdict(list)
     for vote in votes:
         if vote.voter is not None:
             by_voter[vote.voter].append(vote)
-
     threshold = math.log(1.0 / alpha)
-    flagged = set()
-    for voter, own in by_voter.items():
-        if len(own) < min_votes:
-            continue
-        log_upper = log_lower = 0.0
-        for vote in own[:max_votes]:
-            pair, score = _pair_key(vote)
-            won, lost = wins[pair]
-            if won + lost == 0:
-                continue
-            # The reference is `won` ones and `lost` zeros; `score` is 1, 0.5 or 0.
-            p_upper = (lost + (won if score == 1.0 else 0)) / (won + lost)
-            p_lower = (won + (lost if score == 0.0 else 0)) / (won + lost)
-            log_upper += -math.log(2.0 * p_upper) if p_upper > 0 else math.inf
-            log_lower += -math.log(2.0 * p_lower) if p_lower > 0 else math.inf
-            if log_upper > threshold or log_lower > threshold:
-                flagged.add(voter)
-                break
-    return flagged
+    return {
+        voter
+        for voter, own in by_voter.items()
+        if len(own) >= min_votes and _is_outlier(own[:max_votes], everyone - _decided_counts(own), threshold)
+    }
 
 
 def downsample_prompts(

@@ -97,7 +97,9 @@ def check_image(name: str, data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Che
     return CheckedImage(name, data, digest, MIME[kind], width, height)
 
 
-def parse_manifest(text: str, files: dict[str, bytes], board: str, max_bytes: int = MAX_IMAGE_BYTES) -> list[SetItem]:
+def parse_manifest(
+    text: str, files: dict[str, bytes], board: str, max_bytes: int = MAX_IMAGE_BYTES
+) -> list[SetItem]:
     """Items from `prompts.jsonl` text and the files it names (`files`: relative path -> bytes)."""
     if board not in BOARDS:
         raise ArenaError(422, f"board must be one of {', '.join(BOARDS)}; got {board!r}")
@@ -162,7 +164,9 @@ def read_set_dir(path: Path, board: str, max_bytes: int = MAX_IMAGE_BYTES) -> li
     for image in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         sidecar = image.with_suffix(".txt")
         if sidecar.is_file():
-            lines.append(json.dumps({"image": image.name, "prompt": sidecar.read_text(encoding="utf-8").strip()}))
+            lines.append(
+                json.dumps({"image": image.name, "prompt": sidecar.read_text(encoding="utf-8").strip()})
+            )
             files[image.name] = image.read_bytes()
     if not lines:
         raise ArenaError(422, f"{path}: no {MANIFEST} and no image with a NAME.txt prompt beside it")
@@ -202,9 +206,13 @@ def import_set(session: Session, items: list[SetItem], model: str, board: str) -
             session.add(prompt)
             session.flush()
             for position, source in enumerate(item.sources):
-                session.add(PromptSource(prompt_id=prompt.id, position=position, image_id=_store(session, source)))
+                session.add(
+                    PromptSource(prompt_id=prompt.id, position=position, image_id=_store(session, source))
+                )
             new_prompts += 1
-        existing = session.scalar(select(Generation).where(Generation.prompt_id == prompt.id, Generation.model == model))
+        existing = session.scalar(
+            select(Generation).where(Generation.prompt_id == prompt.id, Generation.model == model)
+        )
         if existing is not None:
             skipped += 1
             continue

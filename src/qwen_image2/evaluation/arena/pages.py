@@ -83,8 +83,15 @@ def new_battle(request: Request, board: Board = "t2i") -> JSONResponse:
 def vote(request: Request, body: VoteIn) -> dict:
     """Record the vote, then reveal which model made which image."""
     with transaction(request) as session:
-        battle = record_vote(session, current_voter(session, request), body.battle_id, body.choice, settings_of(request))
-        return {"battle_id": battle.id, "choice": body.choice, "left": battle.left.model, "right": battle.right.model}
+        battle = record_vote(
+            session, current_voter(session, request), body.battle_id, body.choice, settings_of(request)
+        )
+        return {
+            "battle_id": battle.id,
+            "choice": body.choice,
+            "left": battle.left.model,
+            "right": battle.right.model,
+        }
 
 
 @router.get("/images/{image_id}")
@@ -94,7 +101,10 @@ def image(request: Request, image_id: str) -> Response:
         if row is None:
             raise ArenaError(404, "unknown image")
         # Content never changes for an id, so browsers may keep it; nosniff stops a forged type being run.
-        headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
+        headers = {
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        }
         return Response(row.data, media_type=row.mime, headers=headers)
 
 
@@ -109,7 +119,9 @@ def leaderboards(request: Request) -> Leaderboards:
         )
         with state.leaderboard_lock:
             if state.leaderboard_cache is None or state.leaderboard_cache[0] != signature:
-                boards = compute_leaderboards(collect_votes(session), bootstrap=settings_of(request).leaderboard_bootstrap)
+                boards = compute_leaderboards(
+                    collect_votes(session), bootstrap=settings_of(request).leaderboard_bootstrap
+                )
                 state.leaderboard_cache = (signature, boards)
             return state.leaderboard_cache[1]
 
@@ -120,7 +132,9 @@ def _ranked(rows: list[Rating]) -> list[tuple[int, Rating]]:
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)
-def leaderboard_page(request: Request, board: Board = "t2i", category: str = Query(OVERALL, max_length=64)) -> Response:
+def leaderboard_page(
+    request: Request, board: Board = "t2i", category: str = Query(OVERALL, max_length=64)
+) -> Response:
     boards = leaderboards(request)
     slices = boards.boards.get(board, {})
     context = {

@@ -44,8 +44,14 @@ def _draw_slice(axis, name: str, rows: list[Rating]) -> None:
     errors = [[row.rating - row.ci_low for row in rows], [row.ci_high - row.rating for row in rows]]
     axis.errorbar(ratings, ys, xerr=errors, fmt="o", color="#1f5fa8", ecolor="#7aa6d6", capsize=4)
     for y, row in zip(ys, rows, strict=True):
-        axis.annotate(f"{row.rating:.0f}", (row.rating, y), textcoords="offset points", xytext=(0, 6),
-                      ha="center", fontsize=8)
+        axis.annotate(
+            f"{row.rating:.0f}",
+            (row.rating, y),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
     axis.set_yticks(ys, [f"{row.model} ({row.votes})" for row in rows], fontsize=9)
     axis.set_ylim(-0.7, len(rows) - 0.3)
     axis.set_xlabel("Elo (Bradley-Terry), 95% bootstrap interval", fontsize=8)

@@ -62,9 +62,14 @@ def _check_limits(session: Session, voter: Voter, settings: ArenaSettings, now: 
     today = _start_of_day(now)
     if _count_since(session, VoteRow.created_at, VoteRow.voter_id, voter, today) >= settings.daily_vote_cap:
         wait = int((today + timedelta(days=1) - now).total_seconds()) + 1
-        raise ArenaError(429, f"daily cap of {settings.daily_vote_cap} votes reached; come back tomorrow", wait)
+        raise ArenaError(
+            429, f"daily cap of {settings.daily_vote_cap} votes reached; come back tomorrow", wait
+        )
     last_minute = now - timedelta(minutes=1)
-    if _count_since(session, VoteRow.created_at, VoteRow.voter_id, voter, last_minute) >= settings.votes_per_minute:
+    if (
+        _count_since(session, VoteRow.created_at, VoteRow.voter_id, voter, last_minute)
+        >= settings.votes_per_minute
+    ):
         raise ArenaError(429, f"over {settings.votes_per_minute} votes a minute; slow down", 60)
 
 
@@ -91,13 +96,17 @@ def issue_battle(
     prompt_id = rng.choice(eligible)
     generations = session.scalars(select(Generation).where(Generation.prompt_id == prompt_id)).all()
     left, right = rng.sample(list(generations), 2)
-    battle = Battle(voter_id=voter.id, prompt_id=prompt_id, left_id=left.id, right_id=right.id, created_at=now)
+    battle = Battle(
+        voter_id=voter.id, prompt_id=prompt_id, left_id=left.id, right_id=right.id, created_at=now
+    )
     session.add(battle)
     session.flush()
     return battle
 
 
-def record_vote(session: Session, voter: Voter | None, battle_id: str, choice: str, settings: ArenaSettings) -> Battle:
+def record_vote(
+    session: Session, voter: Voter | None, battle_id: str, choice: str, settings: ArenaSettings
+) -> Battle:
     """Count `choice` for a battle issued to `voter`, once; returns the battle (its models may now be shown)."""
     if voter is None:
         raise ArenaError(401, "no voter token: open the arena page first, it sets the voter cookie")
@@ -134,7 +143,15 @@ def collect_votes(session: Session, include_banned: bool = False) -> list[Vote]:
     """All votes in the order they were cast, as `Vote` records (voters by their anonymous number)."""
     left, right = aliased(Generation), aliased(Generation)
     query = (
-        select(VoteRow.choice, VoteRow.voter_id, left.model, right.model, Prompt.board, Prompt.category, Prompt.text)
+        select(
+            VoteRow.choice,
+            VoteRow.voter_id,
+            left.model,
+            right.model,
+            Prompt.board,
+            Prompt.category,
+            Prompt.text,
+        )
         .join(Battle, Battle.id == VoteRow.battle_id)
         .join(left, left.id == Battle.left_id)
         .join(right, right.id == Battle.right_id)

@@ -11,17 +11,25 @@ from qwen_image2.evaluation.arena.storage import DEFAULT_DB_URL
 class ArenaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    db_url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB.")
+    db_url: str = Field(
+        DEFAULT_DB_URL, description="SQLAlchemy URL: sqlite:///FILE or postgresql://USER:PW@HOST/DB."
+    )
     admin_token: str | None = Field(
         None, description="Bearer token for /api/admin/*; without one the admin endpoints answer 401."
     )
     votes_per_minute: int = Field(
-        20, ge=1, description="Per-voter rate limit; two images need a few seconds to judge, 3 s a vote is brisk."
+        20,
+        ge=1,
+        description="Per-voter rate limit; two images need a few seconds to judge, 3 s a vote is brisk.",
     )
     battles_per_minute: int = Field(40, ge=1, description="Per-voter limit on battles drawn (page loads).")
     daily_vote_cap: int = Field(
-        200, ge=1, description="Votes one voter may cast per UTC day (FastChat caps judges per day in analysis)."
+        200,
+        ge=1,
+        description="Votes one voter may cast per UTC day (FastChat caps judges per day in analysis).",
     )
     max_image_bytes: int = Field(MAX_IMAGE_BYTES, ge=1, description="Largest image accepted by import.")
-    leaderboard_bootstrap: int = Field(100, ge=0, description="Bootstrap rounds for the leaderboard's intervals.")
+    leaderboard_bootstrap: int = Field(
+        100, ge=0, description="Bootstrap rounds for the leaderboard's intervals."
+    )
     secure_cookie: bool = Field(False, description="Mark the voter cookie Secure (serve over HTTPS).")

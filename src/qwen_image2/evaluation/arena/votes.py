@@ -77,7 +77,9 @@ def parse_vote(row: object) -> Vote:
 def load_votes(path: Path) -> list[Vote]:
     """Every vote in a JSON-lines file; a bad line is a `UserError` naming the file, line and field."""
     if not path.is_file():
-        raise UserError(f"{path}: no such file; pass the JSON-lines file written by `qwen-image2 arena export`")
+        raise UserError(
+            f"{path}: no such file; pass the JSON-lines file written by `qwen-image2 arena export`"
+        )
     votes = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -88,7 +90,9 @@ def load_votes(path: Path) -> list[Vote]:
             except (json.JSONDecodeError, ValueError) as err:
                 raise UserError(f"{path}:{number}: {err}") from None
     if not votes:
-        raise UserError(f"{path}: no votes; each line must be a JSON vote like {{'model_a','model_b','winner'}}")
+        raise UserError(
+            f"{path}: no votes; each line must be a JSON vote like {{'model_a','model_b','winner'}}"
+        )
     return votes
 
 
