@@ -51,14 +51,30 @@ def test_each_bad_input_gives_one_error_line_and_exit_2(args, bad_files, capsys)
 
 def test_generate_then_edit_write_rgba_pngs(tmp_path, capsys):
     out = tmp_path / "gen.png"
-    code, output = run_cli(["generate", "a poster", "-m", "tiny", "--size", "64x32", "--steps", "2", "-o", str(out)],
-                           capsys)
+    code, output = run_cli(
+        ["generate", "a poster", "-m", "tiny", "--size", "64x32", "--steps", "2", "-o", str(out)], capsys
+    )
     assert code == 0 and output.out.strip() == str(out)
     image = Image.open(out)
     assert image.mode == "RGBA" and image.size == (64, 32)
     edited = tmp_path / "edit.png"
-    code, _ = run_cli(["edit", "change it", "-i", str(out), "-m", "tiny", "--resolution", "64", "--steps", "2",
-                       "-o", str(edited)], capsys)
+    code, _ = run_cli(
+        [
+            "edit",
+            "change it",
+            "-i",
+            str(out),
+            "-m",
+            "tiny",
+            "--resolution",
+            "64",
+            "--steps",
+            "2",
+            "-o",
+            str(edited),
+        ],
+        capsys,
+    )
     assert code == 0
     assert Image.open(edited).size == (96, 32)  # default: the reference's 2:1 aspect at about 64² area
 
@@ -66,13 +82,32 @@ def test_generate_then_edit_write_rgba_pngs(tmp_path, capsys):
 def test_same_seed_same_image_different_seed_different_image(tmp_path, capsys):
     paths = [tmp_path / f"{i}.png" for i in range(3)]
     for path, seed in zip(paths, [1, 1, 2], strict=True):
-        run_cli(["generate", "x", "-m", "tiny", "--size", "32x32", "--steps", "2", "--seed", str(seed), "-o",
-                 str(path)], capsys)
+        run_cli(
+            [
+                "generate",
+                "x",
+                "-m",
+                "tiny",
+                "--size",
+                "32x32",
+                "--steps",
+                "2",
+                "--seed",
+                str(seed),
+                "-o",
+                str(path),
+            ],
+            capsys,
+        )
     assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
 
 
 def test_console_script_reports_errors_without_traceback():
-    result = subprocess.run([sys.executable, "-m", "qwen_image2", "generate", "x", "-m", "tiny", "--size", "33x32"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "qwen_image2", "generate", "x", "-m", "tiny", "--size", "33x32"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --size 33x32: width and height must be positive multiples of 32"

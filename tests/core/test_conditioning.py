@@ -56,7 +56,10 @@ def test_system_block_is_dropped_and_assistant_header_kept(tiny):
     tokenizer = tiny.processor.tokenizer
     drop = system_token_count(tiny.processor)
     ids = tokenizer(chat_prompt("hi")).input_ids
-    assert tokenizer.decode(ids[:drop]) == "<|im_start|>system\nComprehend and analyze the provided prompt.<|im_end|>\n"
+    assert (
+        tokenizer.decode(ids[:drop])
+        == "<|im_start|>system\nComprehend and analyze the provided prompt.<|im_end|>\n"
+    )
     assert tokenizer.decode(ids[drop:]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -67,7 +70,9 @@ def test_features_are_taken_before_the_final_norm(tiny):
     inputs = tiny.processor(text=[chat_prompt("a cat")], return_tensors="pt")
     captured = {}
     last_layer = tiny.text_encoder.model.language_model.layers[-1]
-    handle = last_layer.register_forward_hook(lambda m, a, out: captured.setdefault("h", out[0] if isinstance(out, tuple) else out))
+    handle = last_layer.register_forward_hook(
+        lambda m, a, out: captured.setdefault("h", out[0] if isinstance(out, tuple) else out)
+    )
     with torch.no_grad():
         normed = tiny.text_encoder(**inputs, output_hidden_states=True).hidden_states[-1]
     handle.remove()

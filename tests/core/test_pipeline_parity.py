@@ -9,7 +9,9 @@ from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 def run_both(ours, stock, prompt, images=None, **kwargs):
     common = dict(num_inference_steps=3, output_type="np", **kwargs)
     a = ours(prompt, image=images, resolution=64, generator=torch.Generator().manual_seed(0), **common).images
-    b = stock(prompt, image=images, output_resolution=64, generator=torch.Generator().manual_seed(0), **common).images
+    b = stock(
+        prompt, image=images, output_resolution=64, generator=torch.Generator().manual_seed(0), **common
+    ).images
     return a, b
 
 
@@ -23,8 +25,9 @@ def test_pipeline_matches_stock_diffusers_fp32_text_to_image(pipes):
 @pytest.mark.parametrize("num_images", [1, 3])
 def test_pipeline_matches_stock_diffusers_fp32_edit(pipes, condition_images, num_images):
     ours, stock = pipes
-    a, b = run_both(ours, stock, ["make it blue", "write OPEN on it"], condition_images[:num_images],
-                    width=64, height=96)
+    a, b = run_both(
+        ours, stock, ["make it blue", "write OPEN on it"], condition_images[:num_images], width=64, height=96
+    )
     assert a.shape == (2, 96, 64, 4)
     assert np.abs(a - b).max() <= 1e-5
 
@@ -33,21 +36,39 @@ def test_pipeline_matches_stock_with_guidance_and_several_images_per_prompt(pipe
     ours, stock = pipes
     kwargs = dict(width=64, height=64, num_inference_steps=3, num_images_per_prompt=2, output_type="np")
     prompts = ["a cat", "a dog on a sofa"]
-    a = ours(prompts, guidance_scale=3.0, negative_prompt="blurry", generator=torch.Generator().manual_seed(0),
-             **kwargs).images
+    a = ours(
+        prompts,
+        guidance_scale=3.0,
+        negative_prompt="blurry",
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    ).images
     # Stock needs one negative per prompt; ours broadcasts a single string.
-    b = stock(prompts, true_cfg_scale=3.0, negative_prompt=["blurry"] * 2, generator=torch.Generator().manual_seed(0),
-              **kwargs).images
+    b = stock(
+        prompts,
+        true_cfg_scale=3.0,
+        negative_prompt=["blurry"] * 2,
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    ).images
     assert a.shape[0] == 4
     assert np.abs(a - b).max() <= 1e-5
 
 
 def test_kv_cache_on_equals_off(pipes, condition_images):
     ours, _ = pipes
-    kwargs = dict(image=condition_images[:2], width=64, height=64, num_inference_steps=4, resolution=64,
-                  output_type="latent")
+    kwargs = dict(
+        image=condition_images[:2],
+        width=64,
+        height=64,
+        num_inference_steps=4,
+        resolution=64,
+        output_type="latent",
+    )
     on = ours("swap the two objects", generator=torch.Generator().manual_seed(3), use_kv_cache=True, **kwargs)
-    off = ours("swap the two objects", generator=torch.Generator().manual_seed(3), use_kv_cache=False, **kwargs)
+    off = ours(
+        "swap the two objects", generator=torch.Generator().manual_seed(3), use_kv_cache=False, **kwargs
+    )
     assert torch.allclose(on.images, off.images, atol=1e-5, rtol=0)
 
 
@@ -57,8 +78,9 @@ def test_prompt_and_condition_image_change_the_output(pipes, condition_images):
     kwargs = dict(width=64, height=64, num_inference_steps=2, resolution=64, output_type="latent")
     base = ours("a red poster", generator=torch.Generator().manual_seed(0), **kwargs).images
     other_prompt = ours("a blue tree", generator=torch.Generator().manual_seed(0), **kwargs).images
-    edited = ours("a red poster", image=condition_images[0], generator=torch.Generator().manual_seed(0),
-                  **kwargs).images
+    edited = ours(
+        "a red poster", image=condition_images[0], generator=torch.Generator().manual_seed(0), **kwargs
+    ).images
     assert (base - other_prompt).abs().max() > 1e-2
     assert (base - edited).abs().max() > 1e-2
 
@@ -92,14 +114,22 @@ def test_save_keeps_a_distilled_models_sample_sigmas(tiny, tmp_path):
 
 def test_output_keeps_alpha_and_size(pipes):
     ours, _ = pipes
-    image = ours("x", width=96, height=32, num_inference_steps=1, generator=torch.Generator().manual_seed(0)).images[0]
+    image = ours(
+        "x", width=96, height=32, num_inference_steps=1, generator=torch.Generator().manual_seed(0)
+    ).images[0]
     assert image.mode == "RGBA" and image.size == (96, 32)
 
 
 def test_callback_sees_every_step(pipes):
     ours, _ = pipes
     seen = []
-    ours("x", width=32, height=32, num_inference_steps=5, output_type="latent",
-         callback=lambda step, sigma, latents: seen.append((step, sigma, latents.shape)))
+    ours(
+        "x",
+        width=32,
+        height=32,
+        num_inference_steps=5,
+        output_type="latent",
+        callback=lambda step, sigma, latents: seen.append((step, sigma, latents.shape)),
+    )
     assert [s[0] for s in seen] == [0, 1, 2, 3, 4]
     assert seen[0][1] == pytest.approx(1.0) and all(s[2] == (1, 4, 64) for s in seen)

@@ -32,7 +32,9 @@ def test_tiny_preset_is_small_and_deterministic():
     a, b = build_components("tiny", seed=5), build_components("tiny", seed=5)
     total = sum(p.numel() for m in (a.transformer, a.vae, a.text_encoder) for p in m.parameters())
     assert total < 5_000_000
-    assert all(torch.equal(p, q) for p, q in zip(a.transformer.parameters(), b.transformer.parameters(), strict=True))
+    assert all(
+        torch.equal(p, q) for p, q in zip(a.transformer.parameters(), b.transformer.parameters(), strict=True)
+    )
     assert a.text_encoder.config.vision_config.depth > 0  # both towers exist
 
 

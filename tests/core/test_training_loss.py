@@ -20,7 +20,9 @@ def mixed_samples():
         TrainingSample("a sign", image(64, 32, 1)),
         TrainingSample("a tall label", image(32, 64, 2)),
         TrainingSample("change the word to WORLD", image(64, 64, 3), [image(64, 64, 4)]),
-        TrainingSample("put picture 2 into picture 1", image(64, 64, 5), [image(64, 64, 6), image(32, 32, 7)]),
+        TrainingSample(
+            "put picture 2 into picture 1", image(64, 64, 5), [image(64, 64, 6), image(32, 32, 7)]
+        ),
     ]
 
 
@@ -40,7 +42,9 @@ def test_gradients_reach_every_transformer_parameter_and_nothing_frozen(tiny, mi
     freeze_encoders(tiny)
     batches = encode_batch(tiny, mixed_samples)
     training_loss(tiny.transformer, batches, generator=torch.Generator().manual_seed(0)).backward()
-    missing = [n for n, p in tiny.transformer.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in tiny.transformer.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert missing == []
     assert all(p.grad is None for p in tiny.text_encoder.parameters())
     assert all(p.grad is None for p in tiny.vae.parameters())
@@ -70,16 +74,18 @@ def test_caption_dropout_empties_prompts_at_the_given_rate(tiny):
     half = encode_batch(tiny, samples, caption_dropout=0.5, seed=3)[0].conditions
     # An empty caption encodes as the template around a single space: all dropped rows are identical.
     assert torch.equal(dropped.embeds[0], dropped.embeds[-1])
-    empty_rows = sum(bool(torch.equal(half.embeds[i][: dropped.embeds.shape[1]], dropped.embeds[0]))
-                     for i in range(40))
+    empty_rows = sum(
+        bool(torch.equal(half.embeds[i][: dropped.embeds.shape[1]], dropped.embeds[0])) for i in range(40)
+    )
     assert 10 <= empty_rows <= 30
 
 
 def test_resolution_shift_moves_sigmas_up_for_large_images(tiny, mixed_samples):
     batches = encode_batch(tiny, mixed_samples[:1])
     plain = training_loss(tiny.transformer, batches, SigmaConfig(), torch.Generator().manual_seed(0))
-    shifted = training_loss(tiny.transformer, batches, SigmaConfig(resolution_shift=True),
-                            torch.Generator().manual_seed(0))
+    shifted = training_loss(
+        tiny.transformer, batches, SigmaConfig(resolution_shift=True), torch.Generator().manual_seed(0)
+    )
     assert not torch.isclose(plain, shifted)
 
 

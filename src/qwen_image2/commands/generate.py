@@ -18,7 +18,9 @@ def generate(
     negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
     num_images: int = typer.Option(1, "--num-images", help="Images to generate for the prompt."),
     out: Path = typer.Option(Path("output.png"), "--out", "-o", help="PNG to write (alpha kept)."),
-    no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step."),
+    no_kv_cache: bool = typer.Option(
+        False, "--no-kv-cache", help="Recompute the prompt's tokens every step."
+    ),
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -33,15 +35,31 @@ def generate(
       qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
     """
     width, height = parse_size(size)
-    run(prompt, [], model, width, height, steps, seed, guidance, negative_prompt, num_images, out, no_kv_cache,
-        device, dtype)
+    run(
+        prompt,
+        [],
+        model,
+        width,
+        height,
+        steps,
+        seed,
+        guidance,
+        negative_prompt,
+        num_images,
+        out,
+        no_kv_cache,
+        device,
+        dtype,
+    )
 
 
 def edit(
     instruction: str = typer.Argument(..., help="What to change, e.g. 'change the word to WORLD'."),
     image: list[Path] = typer.Option(..., "--image", "-i", help="Condition image; repeat for up to 10."),
     model: str = MODEL,
-    size: str = typer.Option(None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."),
+    size: str = typer.Option(
+        None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."
+    ),
     resolution: int = typer.Option(1024, "--resolution", help="Condition images are resized to this area²."),
     steps: int = typer.Option(40, "--steps", help="Denoising steps."),
     seed: int = SEED,
@@ -49,7 +67,9 @@ def edit(
     negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
     num_images: int = typer.Option(1, "--num-images", help="Images to generate."),
     out: Path = typer.Option(Path("edited.png"), "--out", "-o", help="PNG to write (alpha kept)."),
-    no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step."),
+    no_kv_cache: bool = typer.Option(
+        False, "--no-kv-cache", help="Recompute the prompt's tokens every step."
+    ),
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -65,12 +85,42 @@ def edit(
         raise UserError(f"{len(image)} images given; at most 10 condition images are supported")
     width, height = parse_size(size) if size else (None, None)
     images = [read_image(path) for path in image]
-    run(instruction, images, model, width, height, steps, seed, guidance, negative_prompt, num_images, out,
-        no_kv_cache, device, dtype, resolution)
+    run(
+        instruction,
+        images,
+        model,
+        width,
+        height,
+        steps,
+        seed,
+        guidance,
+        negative_prompt,
+        num_images,
+        out,
+        no_kv_cache,
+        device,
+        dtype,
+        resolution,
+    )
 
 
-def run(prompt, images, model, width, height, steps, seed, guidance, negative_prompt, num_images, out,
-        no_kv_cache, device, dtype, resolution=1024) -> None:
+def run(
+    prompt,
+    images,
+    model,
+    width,
+    height,
+    steps,
+    seed,
+    guidance,
+    negative_prompt,
+    num_images,
+    out,
+    no_kv_cache,
+    device,
+    dtype,
+    resolution=1024,
+) -> None:
     """Validate, load, generate, write PNGs; prints where they are."""
     if steps < 1:
         raise UserError(f"--steps must be at least 1, got {steps}")
@@ -86,7 +136,9 @@ def run(prompt, images, model, width, height, steps, seed, guidance, negative_pr
     device = resolve_device(device)
     pipe = QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
     if not Path(model).is_dir():
-        typer.echo(f"note: preset {model!r} has random weights; its images are noise-like by design", err=True)
+        typer.echo(
+            f"note: preset {model!r} has random weights; its images are noise-like by design", err=True
+        )
     result = pipe(
         prompt,
         image=images or None,

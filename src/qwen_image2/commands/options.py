@@ -7,10 +7,16 @@ from PIL import Image, UnidentifiedImageError
 
 from qwen_image2.errors import UserError
 
-MODEL = typer.Option(..., "--model", "-m", help="A diffusers model folder (e.g. Qwen/Qwen-Image-2.1) or a preset: tiny.")
+MODEL = typer.Option(
+    ..., "--model", "-m", help="A diffusers model folder (e.g. Qwen/Qwen-Image-2.1) or a preset: tiny."
+)
 DEVICE = typer.Option("auto", "--device", help="cpu, cuda, cuda:1, ... ('auto': cuda when available).")
-DTYPE = typer.Option("auto", "--dtype", help="float32, bfloat16 or float16 ('auto': bfloat16 on GPU, float32 on CPU).")
-SEED = typer.Option(0, "--seed", help="Seed of torch.Generator('cpu') for the initial noise, as stock diffusers.")
+DTYPE = typer.Option(
+    "auto", "--dtype", help="float32, bfloat16 or float16 ('auto': bfloat16 on GPU, float32 on CPU)."
+)
+SEED = typer.Option(
+    0, "--seed", help="Seed of torch.Generator('cpu') for the initial noise, as stock diffusers."
+)
 
 
 def resolve_device(device: str) -> str:

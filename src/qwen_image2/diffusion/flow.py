@@ -43,7 +43,9 @@ def stretch_to_terminal(sigmas: torch.Tensor, terminal: float = SHIFT_TERMINAL) 
     return 1 - one_minus / (one_minus[-1] / (1 - terminal))
 
 
-def inference_sigmas(num_steps: int, num_tokens: int, terminal: float | None = SHIFT_TERMINAL) -> torch.Tensor:
+def inference_sigmas(
+    num_steps: int, num_tokens: int, terminal: float | None = SHIFT_TERMINAL
+) -> torch.Tensor:
     """The published sampling grid: linspace(1, 1/N, N), shifted by μ(tokens), stretched, then a final 0.
 
     Shape (num_steps + 1,), float32, decreasing from 1 to 0.

@@ -61,7 +61,9 @@ def to_pixels(images: list[Image.Image]) -> torch.Tensor:
     """RGBA images of one size -> (B, 4, H, W) in [-1, 1]."""
     for image in images:
         if image.width % 32 or image.height % 32:
-            raise UserError(f"training image of {image.width}x{image.height}: both sides must be multiples of 32")
+            raise UserError(
+                f"training image of {image.width}x{image.height}: both sides must be multiples of 32"
+            )
     arrays = np.stack([np.asarray(image.convert("RGBA"), dtype=np.float32) for image in images])
     return torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1
 
@@ -87,7 +89,9 @@ def encode_batch(
         references = group[0].condition_images
         # Each sample has its own references, so encode one by one and stack (the layout is shared).
         parts = [
-            encode_conditions(components.text_encoder, components.processor, [prompt], sample.condition_images)
+            encode_conditions(
+                components.text_encoder, components.processor, [prompt], sample.condition_images
+            )
             for prompt, sample in zip(prompts, group, strict=True)
         ]
         conditions = stack_conditions(parts)
@@ -95,12 +99,16 @@ def encode_batch(
         condition_latents, grids = None, []
         if references:
             per_image = [
-                encode_latents(components.vae, to_pixels([s.condition_images[k] for s in group]).to(device, dtype))
+                encode_latents(
+                    components.vae, to_pixels([s.condition_images[k] for s in group]).to(device, dtype)
+                )
                 for k in range(len(references))
             ]
             grids = [tuple(latent.shape[-2:]) for latent in per_image]
             condition_latents = torch.cat([pack(latent) for latent in per_image], dim=1)
-        batches.append(LatentBatch(pack(target), tuple(target.shape[-2:]), conditions, condition_latents, grids))
+        batches.append(
+            LatentBatch(pack(target), tuple(target.shape[-2:]), conditions, condition_latents, grids)
+        )
     return batches
 
 
@@ -124,7 +132,9 @@ def flow_matching_loss(
     sigmas = sample_training_sigmas(batch_size, sigma.mean, sigma.std, generator, target.device)
     if sigma.resolution_shift:
         sigmas = shift_sigmas(sigmas, dynamic_shift_mu(num_tokens))
-    noise = torch.randn(target.shape, generator=generator, device=generator.device if generator else target.device)
+    noise = torch.randn(
+        target.shape, generator=generator, device=generator.device if generator else target.device
+    )
     noise = noise.to(target.device, target.dtype)
     hidden = noisy_latents(target, noise, sigmas)
     if batch.condition_latents is not None:

@@ -110,7 +110,11 @@ def encode_conditions(
         kwargs["images"] = [encoder_view(image) for _ in prompts for image in images]
     inputs = processor(**kwargs, return_tensors="pt").to(text_encoder.device)
 
-    forward = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask, "output_hidden_states": True}
+    forward = {
+        "input_ids": inputs.input_ids,
+        "attention_mask": inputs.attention_mask,
+        "output_hidden_states": True,
+    }
     for key in ("pixel_values", "image_grid_thw", "mm_token_type_ids"):
         if key in inputs:
             forward[key] = inputs[key]
@@ -136,8 +140,12 @@ def pad_conditions(states: list[torch.Tensor], slots: list[torch.Tensor]) -> Con
     length = max(s.shape[0] for s in states)
     embeds = torch.stack([torch.cat([s, s.new_zeros(length - s.shape[0], s.shape[1])]) for s in states])
     mask = torch.stack(
-        [torch.cat([s.new_ones(s.shape[0], dtype=torch.long), s.new_zeros(length - s.shape[0], dtype=torch.long)])
-         for s in states]
+        [
+            torch.cat(
+                [s.new_ones(s.shape[0], dtype=torch.long), s.new_zeros(length - s.shape[0], dtype=torch.long)]
+            )
+            for s in states
+        ]
     )
     image_pad_mask = torch.stack([torch.cat([m, m.new_zeros(length - m.shape[0])]) for m in slots])
     return Conditions(embeds, None if bool(mask.all()) else mask, image_pad_mask)

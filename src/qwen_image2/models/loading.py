@@ -63,7 +63,9 @@ def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Components:
     return Components(
         transformer=QwenImage21Transformer2DModel.from_pretrained(folder / "transformer", torch_dtype=dtype),
         vae=AutoencoderKLQwenImage21.from_pretrained(folder / "vae", torch_dtype=dtype).eval(),
-        text_encoder=Qwen3VLForConditionalGeneration.from_pretrained(folder / "text_encoder", dtype=dtype).eval(),
+        text_encoder=Qwen3VLForConditionalGeneration.from_pretrained(
+            folder / "text_encoder", dtype=dtype
+        ).eval(),
         processor=Qwen3VLProcessor.from_pretrained(folder / "processor"),
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler"),
         sample_sigmas=index.get("sample_sigmas"),

@@ -40,7 +40,9 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> dict[str, Any]:
     """The preset's config as plain data: `transformer`, `vae`, `text_encoder`, `processor`, `scheduler`."""
     if name not in preset_names():
-        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a model folder")
+        raise UserError(
+            f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a model folder"
+        )
     text = (resources.files("qwen_image2.models") / "presets" / f"{name}.yaml").read_text()
     return yaml.safe_load(text)
 
@@ -65,7 +67,9 @@ def build_processor(config: dict[str, Any]) -> Qwen3VLProcessor:
     )
 
 
-def build_text_encoder(config: dict[str, Any], processor: Qwen3VLProcessor) -> Qwen3VLForConditionalGeneration:
+def build_text_encoder(
+    config: dict[str, Any], processor: Qwen3VLProcessor
+) -> Qwen3VLForConditionalGeneration:
     tokenizer = processor.tokenizer
     token_ids = {
         key: tokenizer.convert_tokens_to_ids(token)

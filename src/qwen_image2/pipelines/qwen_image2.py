@@ -44,7 +44,9 @@ class PipelineOutput:
 
 def check_size(width: int, height: int) -> None:
     if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-        raise UserError(f"size {width}x{height}: width and height must be positive multiples of {SIZE_MULTIPLE}")
+        raise UserError(
+            f"size {width}x{height}: width and height must be positive multiples of {SIZE_MULTIPLE}"
+        )
 
 
 class QwenImage2Pipeline(DiffusionPipeline):
@@ -55,10 +57,16 @@ class QwenImage2Pipeline(DiffusionPipeline):
     def __init__(self, scheduler, vae, text_encoder, processor, transformer, sample_sigmas=None):
         super().__init__()
         self.register_modules(
-            scheduler=scheduler, vae=vae, text_encoder=text_encoder, processor=processor, transformer=transformer
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            processor=processor,
+            transformer=transformer,
         )
         self.register_to_config(sample_sigmas=sample_sigmas)
-        self.image_processor = VaeImageProcessor(vae_scale_factor=VAE_SCALE, vae_latent_channels=vae.config.z_dim)
+        self.image_processor = VaeImageProcessor(
+            vae_scale_factor=VAE_SCALE, vae_latent_channels=vae.config.z_dim
+        )
 
     @classmethod
     def from_components(cls, components: Components) -> "QwenImage2Pipeline":
@@ -72,14 +80,21 @@ class QwenImage2Pipeline(DiffusionPipeline):
         )
 
     @classmethod
-    def from_model(cls, model: str | Path, dtype=torch.float32, device="cpu", seed: int = 0) -> "QwenImage2Pipeline":
+    def from_model(
+        cls, model: str | Path, dtype=torch.float32, device="cpu", seed: int = 0
+    ) -> "QwenImage2Pipeline":
         """A diffusers folder (e.g. a copy of Qwen/Qwen-Image-2.1) or a preset name with random weights."""
         return cls.from_components(load_components(model, dtype=dtype, device=device, seed=seed))
 
     @property
     def components_(self) -> Components:
         return Components(
-            self.transformer, self.vae, self.text_encoder, self.processor, self.scheduler, self.config.sample_sigmas
+            self.transformer,
+            self.vae,
+            self.text_encoder,
+            self.processor,
+            self.scheduler,
+            self.config.sample_sigmas,
         )
 
     def save_pretrained(self, folder: str | Path, **_) -> Path:
@@ -127,18 +142,9 @@ class QwenImage2Pipeline(DiffusionPipeline):
             callback: called after each step as `callback(step_index, sigma, latents)`.
         """
         # 1. Check inputs
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        images = [] if image is None else [image] if isinstance(image, Image.Image) else list(image)
-        if not prompts:
-            raise UserError("no prompt given")
-        if len(images) > MAX_CONDITION_IMAGES:
-            raise UserError(f"{len(images)} condition images given; at most {MAX_CONDITION_IMAGES} are supported")
-        if num_inference_steps < 1:
-            raise UserError(f"steps must be at least 1, got {num_inference_steps}")
-        if images and (width is None or height is None):
-            width, height = condition_image_size(*images[-1].size, resolution)
-        width, height = width or resolution, height or resolution
-        check_size(width, height)
+        prompts, images, width, height = self.check_inputs(
+            prompt, image, width, height, num_inference_steps, resolution
+        )
         batch_size = len(prompts) * num_images_per_prompt
         device = self._execution_device
 
@@ -147,20 +153,25 @@ class QwenImage2Pipeline(DiffusionPipeline):
         conditions = self.encode_prompt(prompts, images or None).repeat(num_images_per_prompt)
         do_cfg = guidance_scale > 1 and negative_prompt is not None
         if do_cfg:
-            negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+            negatives = (
+                [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+            )
             negative = self.encode_prompt(list(negatives), images or None).repeat(num_images_per_prompt)
 
         # 3. Prepare latents: noise for the target, VAE posterior modes for the condition images
         dtype = conditions.embeds.dtype
         grid = (height // VAE_SCALE, width // VAE_SCALE)
         if latents is None:
-            noise = randn_tensor((batch_size, self.vae.config.z_dim, *grid), generator=generator, device=device,
-                                 dtype=dtype)
+            noise = randn_tensor(
+                (batch_size, self.vae.config.z_dim, *grid), generator=generator, device=device, dtype=dtype
+            )
             latents = pack(noise)
         condition_latents, condition_grids = None, []
         if images:
-            encoded = [encode_latents(self.vae, self.image_processor.preprocess(img).to(device, dtype))
-                       for img in images]
+            encoded = [
+                encode_latents(self.vae, self.image_processor.preprocess(img).to(device, dtype))
+                for img in images
+            ]
             condition_grids = [tuple(e.shape[-2:]) for e in encoded]
             condition_latents = torch.cat([pack(e) for e in encoded], dim=1).expand(batch_size, -1, -1)
         img_shapes = [[(1, h, w) for h, w in [*condition_grids, grid]]] * batch_size
@@ -178,15 +189,21 @@ class QwenImage2Pipeline(DiffusionPipeline):
 
         # 5. Denoise
         cache_on = use_kv_cache and self.transformer.config.causal_condition
-        caches = [QwenImage21KVCache(len(self.transformer.transformer_blocks)) if cache_on else None
-                  for _ in range(2 if do_cfg else 1)]
+        caches = [
+            QwenImage21KVCache(len(self.transformer.transformer_blocks)) if cache_on else None
+            for _ in range(2 if do_cfg else 1)
+        ]
         for index, t in enumerate(self.progress_bar(scheduler.timesteps)):
             mode = ("extract" if index == 0 else "cached") if cache_on else None
             hidden = latents if condition_latents is None else torch.cat([condition_latents, latents], dim=1)
             timestep = t.expand(batch_size).to(dtype) / 1000
-            velocity = self._velocity(hidden, timestep, conditions, img_shapes, caches[0], mode, latents.shape[1])
+            velocity = self._velocity(
+                hidden, timestep, conditions, img_shapes, caches[0], mode, latents.shape[1]
+            )
             if do_cfg:
-                uncond = self._velocity(hidden, timestep, negative, img_shapes, caches[1], mode, latents.shape[1])
+                uncond = self._velocity(
+                    hidden, timestep, negative, img_shapes, caches[1], mode, latents.shape[1]
+                )
                 velocity = true_cfg(velocity, uncond, guidance_scale, cfg_rescale)
             latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
             if callback is not None:
@@ -199,11 +216,31 @@ class QwenImage2Pipeline(DiffusionPipeline):
         pixels = decode_latents(self.vae, unpack(latents, *grid).to(self.vae.dtype))
         return PipelineOutput(self.image_processor.postprocess(pixels, output_type=output_type))
 
+    @staticmethod
+    def check_inputs(prompt, image, width, height, num_inference_steps, resolution):
+        """Prompts as a list, images as a list, and the output size (default: see `__call__`)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        images = [] if image is None else [image] if isinstance(image, Image.Image) else list(image)
+        if not prompts:
+            raise UserError("no prompt given")
+        if len(images) > MAX_CONDITION_IMAGES:
+            raise UserError(
+                f"{len(images)} condition images given; at most {MAX_CONDITION_IMAGES} are supported"
+            )
+        if num_inference_steps < 1:
+            raise UserError(f"steps must be at least 1, got {num_inference_steps}")
+        if images and (width is None or height is None):
+            width, height = condition_image_size(*images[-1].size, resolution)
+        width, height = width or resolution, height or resolution
+        check_size(width, height)
+        return prompts, images, width, height
+
     def _velocity(self, hidden, timestep, conditions, img_shapes, cache, mode, num_target):
         """The DiT's velocity for the target tokens (the last `num_target` of the joint sequence)."""
         batch = hidden.shape[0]
-        img_mask = torch.cat([conditions.image_pad_mask, conditions.image_pad_mask.new_ones(batch, num_target // 4)],
-                             dim=1)
+        img_mask = torch.cat(
+            [conditions.image_pad_mask, conditions.image_pad_mask.new_ones(batch, num_target // 4)], dim=1
+        )
         output = self.transformer(
             hidden_states=hidden,
             timestep=timestep,
