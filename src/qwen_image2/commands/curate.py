@@ -12,21 +12,39 @@ from qwen_image2.errors import UserError
 
 
 def curate(
-    sources: list[str] = typer.Argument(None, help="Folders of images (+ same-named .txt), .tar shards, .parquet files."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (manifest, parts, report); reuse it to resume."),
+    sources: list[str] = typer.Argument(
+        None, help="Folders of images (+ same-named .txt), .tar shards, .parquet files."
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Output folder (manifest, parts, report); reuse it to resume."
+    ),
     stage: str = typer.Option("s1-256p", "--stage", help="Threshold set from the stages file."),
-    filters: str = typer.Option(None, "--filters", help="Comma-separated subset, e.g. broken,resolution,duplicate."),
-    rethreshold: Path = typer.Option(None, "--rethreshold", help="Re-decide this manifest for --stage from its scores."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="Qwen tokenizer folder (AutoTokenizer), for `tokens`."),
+    filters: str = typer.Option(
+        None, "--filters", help="Comma-separated subset, e.g. broken,resolution,duplicate."
+    ),
+    rethreshold: Path = typer.Option(
+        None, "--rethreshold", help="Re-decide this manifest for --stage from its scores."
+    ),
+    tokenizer: str = typer.Option(
+        None, "--tokenizer", help="Qwen tokenizer folder (AutoTokenizer), for `tokens`."
+    ),
     clip_model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip model name or config JSON."),
     clip_weights: str = typer.Option(None, "--clip-weights", help="open_clip checkpoint for `clip`."),
-    nsfw_model: str = typer.Option(None, "--nsfw-model", help="ONNX detector in NudeNet's format (default: bundled)."),
-    stages_file: str = typer.Option(None, "--stages-file", help="YAML of per-stage thresholds (default: built in)."),
+    nsfw_model: str = typer.Option(
+        None, "--nsfw-model", help="ONNX detector in NudeNet's format (default: bundled)."
+    ),
+    stages_file: str = typer.Option(
+        None, "--stages-file", help="YAML of per-stage thresholds (default: built in)."
+    ),
     workers: int = typer.Option(None, "--workers", help="Ray actors (default: one per core); 0: no Ray."),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to run on (default: local)."),
-    shard_size: int = typer.Option(1000, "--shard-size", help="Images per shard of a folder or parquet source."),
+    shard_size: int = typer.Option(
+        1000, "--shard-size", help="Images per shard of a folder or parquet source."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Images per filter batch inside a worker."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help="Larger headers are rejected before decode."),
+    max_pixels: int = typer.Option(
+        100_000_000, "--max-pixels", help="Larger headers are rejected before decode."
+    ),
     output_format: str = typer.Option("text", "--format", help="text or json (the report, on stdout)."),
 ) -> None:
     """Curate images with the report's eight filters into OUT/manifest.parquet (one row per input).
@@ -64,7 +82,15 @@ def curate(
             max_pixels=max_pixels,
         )
         result = pipeline.curate(
-            list(sources), out, stage, settings, stages_file, workers, ray_address, shard_size, batch_size,
+            list(sources),
+            out,
+            stage,
+            settings,
+            stages_file,
+            workers,
+            ray_address,
+            shard_size,
+            batch_size,
             progress=sys.stderr.isatty(),
         )
     report = result.report

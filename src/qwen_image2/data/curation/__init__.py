@@ -11,4 +11,12 @@ Each filter is a plain callable class (`BrokenFilter`, `ResolutionFilter`, ...) 
 from qwen_image2.data.curation.config import DEFAULT_FILTERS, FILTER_ORDER, RunSettings, load_stages
 from qwen_image2.data.curation.pipeline import CurationResult, curate, rethreshold
 
-__all__ = ["DEFAULT_FILTERS", "FILTER_ORDER", "CurationResult", "RunSettings", "curate", "load_stages", "rethreshold"]
+__all__ = [
+    "DEFAULT_FILTERS",
+    "FILTER_ORDER",
+    "CurationResult",
+    "RunSettings",
+    "curate",
+    "load_stages",
+    "rethreshold",
+]

@@ -64,6 +64,9 @@ def decode_image(data: bytes | None, max_pixels: int, work_side: int) -> Decoded
     """Decode `data` or raise `DecodeError` naming why it is broken."""
     if not data:
         raise DecodeError("empty file")
+    # Pillow refuses at open above twice its own global cap; make that cap ours for this call, so a
+    # configured cap above Pillow's default is honoured (workers decode on one thread).
+    previous_cap, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -90,6 +93,8 @@ def decode_image(data: bytes | None, max_pixels: int, work_side: int) -> Decoded
         raise DecodeError(f"decompression bomb: {err}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
         raise DecodeError(f"cannot decode: {err}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_cap
     pixels = np.asarray(rgb)
     digest = hashlib.sha256(f"{pixels.shape}{orientation}".encode())
     digest.update(np.ascontiguousarray(pixels).data)
@@ -141,7 +146,9 @@ class BrokenFilter:
             try:
                 target = self._decode_one(batch["data"][i], batch["read_error"][i])
                 conditions = []
-                for j, (cdata, cerr) in enumerate(zip(batch["condition_data"][i], batch["condition_errors"][i], strict=True)):
+                for j, (cdata, cerr) in enumerate(
+                    zip(batch["condition_data"][i], batch["condition_errors"][i], strict=True)
+                ):
                     try:
                         conditions.append(self._decode_one(cdata, cerr))
                     except DecodeError as err:

@@ -37,6 +37,10 @@ def load_clip(model: str, weights: str | None):
         )
     if weights != "random" and not Path(weights).is_file():
         raise UserError(f"--clip-weights {weights}: no such file")
+    if weights == "random":
+        import torch
+
+        torch.manual_seed(0)  # the same untrained model in every worker, so runs and resumes agree
     try:
         clip_model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None if weights == "random" else weights
@@ -57,7 +61,10 @@ class ClipFilter:
     name = "clip"
 
     def __init__(
-        self, model: str = "ViT-B-32", weights: str | None = None, thresholds: ClipThresholds = ClipThresholds()
+        self,
+        model: str = "ViT-B-32",
+        weights: str | None = None,
+        thresholds: ClipThresholds = ClipThresholds(),
     ) -> None:
         self.model, self.preprocess, self.tokenizer = load_clip(model, weights)
         self.thresholds = thresholds
@@ -69,7 +76,9 @@ class ClipFilter:
         rows = [
             i
             for i in range(n)
-            if batch["image"][i] is not None and batch["task"][i] == "t2i" and isinstance(batch["caption"][i], str)
+            if batch["image"][i] is not None
+            and batch["task"][i] == "t2i"
+            and isinstance(batch["caption"][i], str)
         ]
         score = np.full(n, np.nan)
         embedding = np.full(n, None, dtype=object)

@@ -108,7 +108,9 @@ class RunSettings(_Strict):
     tokenizer: str | None = Field(None, description="Folder loadable by transformers.AutoTokenizer.")
     clip_model: str = Field("ViT-B-32", description="open_clip model name, or a path to a model config JSON.")
     clip_weights: str | None = Field(None, description="Checkpoint path, or 'random' (tests, timing only).")
-    nsfw_model: str | None = Field(None, description="ONNX detector in NudeNet's format; None: the bundled one.")
+    nsfw_model: str | None = Field(
+        None, description="ONNX detector in NudeNet's format; None: the bundled one."
+    )
     max_pixels: int = Field(100_000_000, ge=1, description="Images claiming more are rejected before decode.")
     max_file_bytes: int = Field(256 * 2**20, ge=1, description="Larger files are rejected unread.")
     work_side: int = Field(384, ge=32, description="Shorter side of the working copy the scorers see.")
@@ -136,7 +138,9 @@ def parse_filters(text: str | None) -> tuple[str, ...]:
         if name not in FILTER_ORDER:
             close = difflib.get_close_matches(name, FILTER_ORDER, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"--filters: unknown filter {name!r}{hint}; choose from {', '.join(FILTER_ORDER)}")
+            raise UserError(
+                f"--filters: unknown filter {name!r}{hint}; choose from {', '.join(FILTER_ORDER)}"
+            )
     chosen = set(names) | set(ALWAYS_ON)
     return tuple(n for n in FILTER_ORDER if n in chosen)
 
@@ -171,7 +175,9 @@ def load_stages(path: str | Path | None = None) -> dict[str, StageThresholds]:
     raw = yaml.safe_load(path.read_text()) or {}
     unknown = set(raw) - {"defaults", "stages"}
     if unknown:
-        raise UserError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'defaults' and 'stages'")
+        raise UserError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'defaults' and 'stages'"
+        )
     defaults = raw.get("defaults") or {}
     stages = {}
     for name, overrides in (raw.get("stages") or {}).items():
@@ -180,7 +186,9 @@ def load_stages(path: str | Path | None = None) -> dict[str, StageThresholds]:
         try:
             stages[str(name)] = StageThresholds.model_validate(merged)
         except ValidationError as err:
-            raise UserError(_describe_validation_error(err, StageThresholds, f"{path}: stage {name}")) from None
+            raise UserError(
+                _describe_validation_error(err, StageThresholds, f"{path}: stage {name}")
+            ) from None
     if not stages:
         raise UserError(f"{path} defines no stages")
     return stages

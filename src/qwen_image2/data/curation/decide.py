@@ -41,12 +41,21 @@ def _row_keeps(df: pd.DataFrame, t: StageThresholds, filters: tuple[str, ...]) -
     return keeps
 
 
+def _objects(series: pd.Series) -> np.ndarray:
+    """Values as an object array with None for every kind of missing (pandas may use NaN or NA)."""
+    out = np.empty(len(series), dtype=object)
+    for i, value in enumerate(series.tolist()):
+        out[i] = None if value is None or (np.isscalar(value) and pd.isna(value)) else value
+    return out
+
+
 def _embeddings(df: pd.DataFrame) -> np.ndarray | None:
-    if "clip_embedding" not in df or df["clip_embedding"].isna().all():
+    values = _objects(df["clip_embedding"]) if "clip_embedding" in df else np.empty(0, dtype=object)
+    present = [e for e in values if e is not None]
+    if not present:
         return None
-    dim = len(next(e for e in df["clip_embedding"] if e is not None))
-    out = np.full((len(df), dim), np.nan, dtype=np.float32)
-    for i, e in enumerate(df["clip_embedding"]):
+    out = np.full((len(df), len(present[0])), np.nan, dtype=np.float32)
+    for i, e in enumerate(values):
         if e is not None:
             out[i] = np.asarray(e, dtype=np.float32)
     return out
@@ -60,8 +69,8 @@ def _duplicate_keep(df: pd.DataFrame, t: StageThresholds, keeps: dict[str, np.nd
     rank = (~later_ok).astype(np.int64) * (1 << 40) - area
     semantic = t.duplicate.semantic_similarity
     groups = find_duplicates(
-        df["sha256"].to_numpy(dtype=object),
-        df["phash"].to_numpy(dtype=object),
+        _objects(df["sha256"]),
+        _objects(df["phash"]),
         (df["task"] == "t2i").to_numpy(),
         eligible,
         rank,
@@ -72,7 +81,9 @@ def _duplicate_keep(df: pd.DataFrame, t: StageThresholds, keeps: dict[str, np.nd
     return groups.duplicate_of < 0, groups
 
 
-def _detail(name: str, row: pd.Series, t: StageThresholds, duplicate_path: str | None, kind: str | None) -> str:
+def _detail(
+    name: str, row: pd.Series, t: StageThresholds, duplicate_path: str | None, kind: str | None
+) -> str:
     if name == "broken":
         return str(row["broken_detail"])
     if name == "resolution":
@@ -107,7 +118,11 @@ def decide(df: pd.DataFrame, thresholds: StageThresholds, filters: tuple[str, ..
         dup = groups.duplicate_of >= 0
         duplicate_of[dup] = paths[groups.duplicate_of[dup]]
         kinds = groups.kind
-    stacked = np.stack([keeps[name] for name in FILTER_ORDER], axis=1) if n else np.ones((0, len(FILTER_ORDER)), bool)
+    stacked = (
+        np.stack([keeps[name] for name in FILTER_ORDER], axis=1)
+        if n
+        else np.ones((0, len(FILTER_ORDER)), bool)
+    )
     passed = stacked.all(axis=1)
     first_failure = np.argmin(stacked, axis=1)
     reason = np.full(n, None, dtype=object)

@@ -33,7 +33,10 @@ def phash_images(images: list[np.ndarray | None]) -> list[str | None]:
         return out
     thumbs = np.stack(
         [
-            np.asarray(Image.fromarray(images[i]).convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+            np.asarray(
+                Image.fromarray(images[i]).convert("L").resize((32, 32), Image.Resampling.LANCZOS),
+                dtype=np.float64,
+            )
             for i in present
         ]
     )
@@ -85,7 +88,7 @@ def _pairs_within(codes: np.ndarray, radius: int, chunk: int = 65536) -> np.ndar
     pairs = []
     for start in range(0, len(codes), chunk):
         lims, _, ids = index.range_search(codes[start : start + chunk], radius + 1)  # strict "<" in FAISS
-        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims))
+        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
         keep = ids > query
         pairs.append(np.stack([query[keep], ids[keep]], axis=1))
     return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
@@ -101,7 +104,7 @@ def _semantic_pairs(embeddings: np.ndarray, threshold: float, chunk: int = 16384
     pairs = []
     for start in range(0, len(emb), chunk):
         lims, _, ids = index.range_search(emb[start : start + chunk], threshold)
-        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims))
+        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
         keep = ids > query
         pairs.append(np.stack([query[keep], ids[keep]], axis=1))
     return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
@@ -174,7 +177,11 @@ def find_duplicates(
     for i, keeper in kinds.items():
         if sha256[i] == sha256[keeper]:
             kind[i] = "exact"
-        elif phash[i] is not None and phash[keeper] is not None and hamming(phash[i], phash[keeper]) <= phash_distance:
+        elif (
+            phash[i] is not None
+            and phash[keeper] is not None
+            and hamming(phash[i], phash[keeper]) <= phash_distance
+        ):
             kind[i] = "near"
         else:
             kind[i] = "near" if embeddings is None or semantic_similarity is None else "semantic"

@@ -43,7 +43,9 @@ class EntropyFilter:
         score = np.full(n, np.nan)
         for i in range(n):
             if batch["image"][i] is not None:
-                score[i] = min(grey_entropy(img) for img in [batch["image"][i], *batch["condition_images"][i]])
+                score[i] = min(
+                    grey_entropy(img) for img in [batch["image"][i], *batch["condition_images"][i]]
+                )
         out = {**batch, "entropy_score": score}
         out["entropy_keep"] = keep_entropy(out, self.thresholds)
         return out

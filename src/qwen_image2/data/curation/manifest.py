@@ -71,13 +71,17 @@ def _column(batch: dict[str, np.ndarray], name: str, n: int) -> list:
 
 def batch_to_part_table(batch: dict[str, np.ndarray]) -> pa.Table:
     n = len(batch["id"])
-    return pa.table({f.name: pa.array(_column(batch, f.name, n), type=f.type) for f in PART_SCHEMA}, schema=PART_SCHEMA)
+    return pa.table(
+        {f.name: pa.array(_column(batch, f.name, n), type=f.type) for f in PART_SCHEMA}, schema=PART_SCHEMA
+    )
 
 
 def write_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> None:
     """Write parquet so that `path` either holds the whole table or does not exist (kill -9 safe)."""
     if metadata is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata)})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata)}
+        )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as f:

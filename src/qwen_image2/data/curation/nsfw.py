@@ -41,7 +41,9 @@ class NudeNetModel:
             from nudenet import NudeDetector
             from nudenet import nudenet as nudenet_module
         except ImportError as err:
-            raise UserError(f"the nsfw filter needs the nudenet package ({err}); or leave it out with --filters") from None
+            raise UserError(
+                f"the nsfw filter needs the nudenet package ({err}); or leave it out with --filters"
+            ) from None
         path = model_path or str(Path(nudenet_module.__file__).parent / "320n.onnx")
         if not Path(path).is_file():
             raise UserError(f"--nsfw-model {path}: no such file")
@@ -49,7 +51,9 @@ class NudeNetModel:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # one worker per core; no oversubscription
         options.inter_op_num_threads = 1
-        self.detector.onnx_session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.detector.onnx_session = onnxruntime.InferenceSession(
+            path, options, providers=["CPUExecutionProvider"]
+        )
         self.batch_size = batch_size
 
     def score(self, images: list[np.ndarray]) -> np.ndarray:
@@ -59,7 +63,10 @@ class NudeNetModel:
         rgba = [np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]) for img in images]
         detections = self.detector.detect_batch(rgba, batch_size=self.batch_size)
         return np.array(
-            [max((d["score"] for d in found if d["class"] in UNSAFE_CLASSES), default=0.0) for found in detections]
+            [
+                max((d["score"] for d in found if d["class"] in UNSAFE_CLASSES), default=0.0)
+                for found in detections
+            ]
         )
 
 

@@ -51,11 +51,17 @@ class OrientationFilter:
                 continue
             orientation = int(batch["exif_orientation"][i])
             images[i] = apply_orientation(images[i], orientation)
-            width[i], height[i] = corrected_size(int(batch["orig_width"][i]), int(batch["orig_height"][i]), orientation)
+            width[i], height[i] = corrected_size(
+                int(batch["orig_width"][i]), int(batch["orig_height"][i]), orientation
+            )
             rotated[i] = orientation != 1
             orientations = batch["condition_orientations"][i]
-            conditions[i] = [apply_orientation(c, o) for c, o in zip(conditions[i], orientations, strict=True)]
-            condition_sizes[i] = [corrected_size(w, h, o) for (w, h), o in zip(condition_sizes[i], orientations, strict=True)]
+            conditions[i] = [
+                apply_orientation(c, o) for c, o in zip(conditions[i], orientations, strict=True)
+            ]
+            condition_sizes[i] = [
+                corrected_size(w, h, o) for (w, h), o in zip(condition_sizes[i], orientations, strict=True)
+            ]
         return {
             **batch,
             "image": images,

@@ -44,7 +44,9 @@ class PairFilter:
             target, *sources = phash_images([batch["image"][i], *conditions])
             # A flat image has no pHash; compare its pixels' mean instead: equal means unchanged.
             distances = [
-                hamming(target, s) if target and s else (0 if np.allclose(batch["image"][i].mean(), c.mean(), atol=2) else PHASH_BITS // 2)
+                hamming(target, s)
+                if target and s
+                else (0 if np.allclose(batch["image"][i].mean(), c.mean(), atol=2) else PHASH_BITS // 2)
                 for s, c in zip(sources, conditions, strict=True)
             ]
             score[i] = 1.0 - min(distances) / PHASH_BITS

@@ -1,9 +1,9 @@
 """`curate` and `rethreshold`: the library functions behind `qwen-image2 curate`.
 
-    OUT/run.json          what changes the scores (filters, models, decode size): a resume must match it
-    OUT/parts/<id>.parquet one per finished shard, written atomically: the resume points
-    OUT/manifest.parquet  every input row, in source order: record fields, scores, decisions
-    OUT/report.json/.png  counts per filter, score histograms, throughput
+OUT/run.json          what changes the scores (filters, models, decode size): a resume must match it
+OUT/parts/<id>.parquet one per finished shard, written atomically: the resume points
+OUT/manifest.parquet  every input row, in source order: record fields, scores, decisions
+OUT/report.json/.png  counts per filter, score histograms, throughput
 """
 
 from __future__ import annotations
@@ -58,14 +58,21 @@ def check_models(settings: RunSettings) -> None:
 
 
 def _finish(
-    table: pa.Table, out: Path, stage: str, thresholds: StageThresholds, filters: tuple[str, ...], throughput: dict
+    table: pa.Table,
+    out: Path,
+    stage: str,
+    thresholds: StageThresholds,
+    filters: tuple[str, ...],
+    throughput: dict,
 ) -> CurationResult:
     df = table.to_pandas()
     decisions = decide(df, thresholds, filters)
     manifest = pa.Table.from_pandas(
         pd.concat([df.reset_index(drop=True), decisions.reset_index(drop=True)], axis=1), preserve_index=False
     )
-    manifest = manifest.cast(pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns]))
+    manifest = manifest.cast(
+        pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns])
+    )
     meta = {"stage": stage, "filters": list(filters), "thresholds": thresholds.model_dump()}
     write_atomic(manifest, out / "manifest.parquet", metadata=meta)
     report = write_report(pd.concat([df, decisions], axis=1), out, stage, filters, thresholds, throughput)
@@ -106,7 +113,9 @@ def curate(
     if todo:
         check_models(settings)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    bar = tqdm(total=len(shards), initial=len(shards) - len(todo), unit="shard", disable=not progress, desc="curate")
+    bar = tqdm(
+        total=len(shards), initial=len(shards) - len(todo), unit="shard", disable=not progress, desc="curate"
+    )
     processed = {"rows": 0}
 
     def on_done(shard_id: str, rows: int, seconds: float) -> None:

@@ -33,7 +33,11 @@ def _threshold_lines(t: StageThresholds) -> dict[str, list[float]]:
 
 
 def build_report(
-    manifest: pd.DataFrame, stage: str, filters: tuple[str, ...], thresholds: StageThresholds, throughput: dict
+    manifest: pd.DataFrame,
+    stage: str,
+    filters: tuple[str, ...],
+    thresholds: StageThresholds,
+    throughput: dict,
 ) -> dict:
     rejected = manifest.loc[~manifest["passed"], "reason"].value_counts()
     report = {

@@ -54,10 +54,16 @@ def _run_on_ray(shards, settings_json, parts_dir, workers, batch_size, on_done, 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the caller draws one bar for the whole run
         context.verbose_stats_logs = False
-        dataset = ray.data.from_items([{"shard": s.to_json()} for s in shards], override_num_blocks=len(shards))
+        dataset = ray.data.from_items(
+            [{"shard": s.to_json()} for s in shards], override_num_blocks=len(shards)
+        )
         dataset = dataset.map_batches(
             ShardCurator,
-            fn_constructor_kwargs={"settings_json": settings_json, "parts_dir": parts_dir, "batch_size": batch_size},
+            fn_constructor_kwargs={
+                "settings_json": settings_json,
+                "parts_dir": parts_dir,
+                "batch_size": batch_size,
+            },
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=min(workers, len(shards))),
             num_cpus=1,

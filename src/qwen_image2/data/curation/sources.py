@@ -118,10 +118,18 @@ def _parquet_shards(path: Path, shard_size: int) -> list[Shard]:
         raise UserError(f"source {path}: not a readable parquet file ({err})") from None
     names = set(meta.schema.names)
     if not names & {"path", "url"}:
-        raise UserError(f"source {path}: a parquet source needs a 'path' or 'url' column, it has {sorted(names)}")
+        raise UserError(
+            f"source {path}: a parquet source needs a 'path' or 'url' column, it has {sorted(names)}"
+        )
     key = _stat_key(path)
     return [
-        Shard(_digest("parquet", path, *key, start), "parquet", str(path), start=start, stop=min(start + shard_size, meta.num_rows))
+        Shard(
+            _digest("parquet", path, *key, start),
+            "parquet",
+            str(path),
+            start=start,
+            stop=min(start + shard_size, meta.num_rows),
+        )
         for start in range(0, meta.num_rows, shard_size)
     ]
 
@@ -228,7 +236,9 @@ def _read_parquet(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
         conditions = [str(c) for c in (row.get("conditions") or [])]
         task = row.get("task") or ("ti2i" if conditions else "t2i")
         if ref is None:
-            yield RawItem(f"{shard.source}#row{shard.start + offset}", row.get("caption"), task, read_error="no path")
+            yield RawItem(
+                f"{shard.source}#row{shard.start + offset}", row.get("caption"), task, read_error="no path"
+            )
             continue
         data, error = read_bytes(str(ref), base, max_bytes)
         if task not in TASKS:

@@ -31,7 +31,9 @@ def load_tokenizer(path: str | None):
     try:
         return AutoTokenizer.from_pretrained(path)
     except Exception as err:
-        raise UserError(f"--tokenizer {path}: cannot load a tokenizer from it ({type(err).__name__}: {err})") from None
+        raise UserError(
+            f"--tokenizer {path}: cannot load a tokenizer from it ({type(err).__name__}: {err})"
+        ) from None
 
 
 class TokenFilter:
