@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers import DiffusionPipeline
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.models.transformers.transformer_qwenimage21 import QwenImage21KVCache
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from qwen_image2.diffusion.flow import dynamic_shift_mu
-from qwen_image2.diffusion.guidance import true_cfg
+from qwen_image2.diffusion.sampling import denoise, set_schedule
 from qwen_image2.errors import UserError
 from qwen_image2.models.components import Components
 from qwen_image2.models.conditioning import (
@@ -178,36 +176,23 @@ class QwenImage2Pipeline(DiffusionPipeline):
 
         # 4. Timesteps: the published exponential dynamic shift, μ from the number of target tokens
         sigmas = sigmas if sigmas is not None else self.config.sample_sigmas
-        if sigmas is None:
-            sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
-        scheduler = self.scheduler
-        if len(sigmas) == 1 and scheduler.config.shift_terminal:
-            # Stretching a one-point grid to the terminal σ divides by zero; one step goes from σ = 1 to 0.
-            scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift_terminal=None)
-        scheduler.set_timesteps(sigmas=sigmas, device=device, mu=dynamic_shift_mu(latents.shape[1]))
-        scheduler.set_begin_index(0)
+        scheduler = set_schedule(self.scheduler, num_inference_steps, latents.shape[1], sigmas, device)
 
         # 5. Denoise
-        cache_on = use_kv_cache and self.transformer.config.causal_condition
-        caches = [
-            QwenImage21KVCache(len(self.transformer.transformer_blocks)) if cache_on else None
-            for _ in range(2 if do_cfg else 1)
-        ]
-        for index, t in enumerate(self.progress_bar(scheduler.timesteps)):
-            mode = ("extract" if index == 0 else "cached") if cache_on else None
-            hidden = latents if condition_latents is None else torch.cat([condition_latents, latents], dim=1)
-            timestep = t.expand(batch_size).to(dtype) / 1000
-            velocity = self._velocity(
-                hidden, timestep, conditions, img_shapes, caches[0], mode, latents.shape[1]
-            )
-            if do_cfg:
-                uncond = self._velocity(
-                    hidden, timestep, negative, img_shapes, caches[1], mode, latents.shape[1]
-                )
-                velocity = true_cfg(velocity, uncond, guidance_scale, cfg_rescale)
-            latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
-            if callback is not None:
-                callback(index, float(t) / 1000, latents)
+        latents = denoise(
+            self.transformer,
+            scheduler,
+            latents,
+            conditions,
+            img_shapes,
+            condition_latents,
+            negative if do_cfg else None,
+            guidance_scale,
+            cfg_rescale,
+            use_kv_cache,
+            callback,
+            self.progress_bar,
+        )
 
         # 6. Decode
         self.maybe_free_model_hooks()
@@ -234,22 +219,3 @@ class QwenImage2Pipeline(DiffusionPipeline):
         width, height = width or resolution, height or resolution
         check_size(width, height)
         return prompts, images, width, height
-
-    def _velocity(self, hidden, timestep, conditions, img_shapes, cache, mode, num_target):
-        """The DiT's velocity for the target tokens (the last `num_target` of the joint sequence)."""
-        batch = hidden.shape[0]
-        img_mask = torch.cat(
-            [conditions.image_pad_mask, conditions.image_pad_mask.new_ones(batch, num_target // 4)], dim=1
-        )
-        output = self.transformer(
-            hidden_states=hidden,
-            timestep=timestep,
-            encoder_hidden_states=conditions.embeds,
-            encoder_hidden_states_mask=conditions.mask,
-            img_shapes=img_shapes,
-            img_mask=img_mask,
-            kv_cache=cache,
-            kv_cache_mode=mode,
-            return_dict=False,
-        )[0]
-        return output[:, -num_target:]

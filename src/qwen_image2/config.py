@@ -1,0 +1,103 @@
+"""Typed job configs: a YAML recipe plus strict dotted `key=value` overrides from the command line.
+
+Each job defines one pydantic model made of small nested parts; unknown keys fail and name the closest
+valid one, values are type-checked, and errors say which field and how to fix it.
+"""
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from qwen_image2.errors import UserError
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+class Section(BaseModel):
+    """Base of every config part: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key the model accepts, e.g. ['optim.lr', 'optim.name', ...]."""
+    paths = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(field_paths(annotation, f"{path}."))
+    return paths
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optim.lr=1e-4' -> (['optim', 'lr'], 0.0001); the value is read as YAML (numbers, lists, true)."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like key=value, e.g. optim.lr=1e-4")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], model: type[BaseModel]) -> dict[str, Any]:
+    valid = field_paths(model)
+    for text in overrides:
+        keys, value = parse_override(text)
+        dotted = ".".join(keys)
+        if dotted not in valid and not any(v.startswith(dotted + ".") for v in valid):
+            close = difflib.get_close_matches(dotted, valid, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise UserError(f"unknown config key {dotted!r}{hint}")
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise UserError(f"cannot set {dotted!r}: {key!r} is not a section")
+        node[keys[-1]] = value
+    return data
+
+
+def describe_errors(error: ValidationError, model: type[BaseModel]) -> str:
+    parts = []
+    valid = field_paths(model)
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(where, valid, n=1)
+            parts.append(f"unknown key {where!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_config(model: type[Config], path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read `path` (YAML), apply `overrides`, validate into `model`; a bad field is a `UserError` naming it."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"recipe {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"recipe {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"recipe {path} must be a mapping of keys to values")
+    data = apply_overrides(data, overrides or [], model)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        source = f"recipe {path}" if path else "config"
+        raise UserError(f"{source}: {describe_errors(err, model)}") from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML, printed at start and saved with each checkpoint."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

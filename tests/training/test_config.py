@@ -1,0 +1,55 @@
+import pytest
+
+from qwen_image2.config import Section, dump_config, load_config
+from qwen_image2.errors import UserError
+
+
+class Optim(Section):
+    name: str = "adamw"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class Job(Section):
+    """A small job config."""
+
+    output_dir: str = "runs/x"
+    max_steps: int = 10
+    optim: Optim = Optim()
+
+
+def test_recipe_then_overrides_win(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("max_steps: 5\noptim:\n  lr: 0.001\n")
+    config = load_config(Job, recipe, ["optim.lr=2e-5", "output_dir=out", "optim.betas=[0.8, 0.95]"])
+    assert config.max_steps == 5 and config.optim.lr == 2e-5 and config.output_dir == "out"
+    assert config.optim.betas == (0.8, 0.95)
+    assert "lr: 2.0e-05" in dump_config(config) or "lr: 2e-05" in dump_config(config)
+
+
+def test_unknown_override_names_the_closest_key():
+    with pytest.raises(UserError, match="did you mean optim.lr"):
+        load_config(Job, None, ["optim.lrr=1"])
+
+
+def test_unknown_key_in_recipe_names_it(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("max_stpes: 5\n")
+    with pytest.raises(UserError, match="max_stpes.*did you mean max_steps"):
+        load_config(Job, recipe)
+
+
+def test_wrong_type_names_the_field(tmp_path):
+    with pytest.raises(UserError, match="max_steps"):
+        load_config(Job, None, ["max_steps=many"])
+
+
+def test_missing_or_broken_recipe_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(Job, tmp_path / "nope.yaml")
+    broken = tmp_path / "b.yaml"
+    broken.write_text("a: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(Job, broken)
+    with pytest.raises(UserError, match="key=value"):
+        load_config(Job, None, ["max_steps"])
