@@ -80,8 +80,9 @@ def import_all(url: str, set_dirs: dict[tuple[str, str], Path]) -> None:
 
 
 def make_client(url: str, **overrides) -> TestClient:
-    settings = ArenaSettings(db_url=url, admin_token=ADMIN_TOKEN, leaderboard_bootstrap=20, **overrides)
-    return TestClient(build_app(settings))
+    """A test client of an arena over `url`; settings default to the admin token and a short bootstrap."""
+    fields = {"db_url": url, "admin_token": ADMIN_TOKEN, "leaderboard_bootstrap": 20, **overrides}
+    return TestClient(build_app(ArenaSettings(**fields)))
 
 
 def snapshot(client: TestClient) -> dict[str, list[tuple]]:

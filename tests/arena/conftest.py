@@ -51,6 +51,6 @@ def sqlite_url(tmp_path: Path) -> str:
 def arena(db_url: str, set_dirs) -> TestClient:
     """A client of an arena whose store holds every set; closed (and its engine disposed) after the test."""
     import_all(db_url, set_dirs)
-    client = make_client(db_url)
-    yield client
+    with make_client(db_url) as client:
+        yield client
     client.app.state.engine.dispose()

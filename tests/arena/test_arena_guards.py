@@ -65,9 +65,14 @@ def test_an_over_frequent_prompt_is_downsampled_to_the_cutoff():
     votes = [Vote("ace", "bold", "model_a", prompt=f"p{i}") for i in range(100) for _ in range(5)]
     votes += [Vote("ace", "bold", "model_b", prompt="spam") for _ in range(400)]
     kept, dropped = downsample_prompts(votes)
-    assert dropped == 395
-    assert sum(vote.prompt == "spam" for vote in kept) == 5
-    assert sum(vote.prompt != "spam" for vote in kept) == 500
+    assert dropped == 400 - 15  # down to 3x the median count of 5
+    assert sum(vote.prompt == "spam" for vote in kept) == 15
+    assert [vote for vote in kept if vote.prompt != "spam"] == votes[:500]
+
+
+def test_a_small_board_is_not_downsampled():
+    votes = [Vote("ace", "bold", "tie", prompt=p) for p in ["a", "a", "a", "b", "c", "d"]]
+    assert downsample_prompts(votes) == (votes, 0)
 
 
 def test_even_prompt_counts_and_votes_without_prompts_are_untouched():

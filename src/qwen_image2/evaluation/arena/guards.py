@@ -19,9 +19,12 @@ from qwen_image2.evaluation.arena.votes import Vote
 OUTLIER_MIN_VOTES = 5
 OUTLIER_MAX_VOTES = 100
 OUTLIER_ALPHA = 0.05
-# FastChat tags prompts above the 99.99th percentile of counts; an image arena reuses a fixed prompt pool,
-# so counts are even by design and the 99th percentile already isolates abuse.
+# FastChat tags prompts above the 99.99th percentile of counts. An image arena draws from a fixed prompt
+# pool, so counts are about Poisson around their median and the 99th percentile already reaches the tail;
+# a prompt must also exceed 3x the median count and 10 votes, so small or young boards are left alone.
 PROMPT_PERCENTILE = 99.0
+PROMPT_MEDIAN_FACTOR = 3.0
+PROMPT_MIN_CUTOFF = 10
 
 
 def _pair_key(vote: Vote) -> tuple[tuple[str, str], float]:
@@ -95,13 +98,17 @@ def downsample_prompts(
 ) -> tuple[list[Vote], int]:
     """Votes with each over-frequent prompt subsampled to the percentile cutoff; also how many were dropped.
 
-    The cutoff is the `percentile` of per-prompt vote counts (FastChat's `deduplication.py`); a prompt
-    above it keeps a seeded random `cutoff` of its votes. Votes without a prompt are kept.
+    The cutoff is the `percentile` of per-prompt vote counts (FastChat's `deduplication.py`), raised to at
+    least 3x the median count and 10; a prompt above it keeps a seeded random `cutoff` of its votes.
+    Votes without a prompt are kept.
     """
     counts = Counter(vote.prompt for vote in votes if vote.prompt is not None)
     if not counts:
         return list(votes), 0
-    cutoff = max(1, int(np.percentile(list(counts.values()), percentile)))
+    values = list(counts.values())
+    cutoff = int(
+        max(np.percentile(values, percentile), PROMPT_MEDIAN_FACTOR * np.median(values), PROMPT_MIN_CUTOFF)
+    )
     frequent = {prompt for prompt, count in counts.items() if count > cutoff}
     if not frequent:
         return list(votes), 0
