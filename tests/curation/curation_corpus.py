@@ -173,3 +173,16 @@ TINY_CLIP_CONFIG = {
     "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
+
+
+def plain_corpus(folder: Path, count: int, sizes=((400, 360),), seed: int = 100) -> list[str]:
+    """`count` distinct captioned textured images (cycling through `sizes`); returns their file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k in range(count):
+        width, height = sizes[k % len(sizes)]
+        name = f"img_{k:04d}.jpg"
+        (folder / name).write_bytes(jpeg_bytes(textured(seed + k, width, height)))
+        (folder / name).with_suffix(".txt").write_text(CAPTION)
+        names.append(name)
+    return names

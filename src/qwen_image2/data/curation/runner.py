@@ -42,7 +42,7 @@ def _run_on_ray(shards, settings_json, parts_dir, workers, batch_size, on_done, 
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(
-            address=ray_address,
+            address=ray_address or "local",  # never attach to a cluster that was not asked for
             num_cpus=None if ray_address else workers,
             include_dashboard=False,
             log_to_driver=True,
