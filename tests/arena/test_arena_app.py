@@ -114,11 +114,19 @@ def import_request(set_dir, model: str = "model-new", board: str = "t2i") -> dic
     return {"data": {"model": model, "board": board}, "files": files}
 
 
-def test_admin_import_adds_a_model_that_then_meets_the_others(arena, tmp_path):
-    folder = write_set(tmp_path / "new", 4, "t2i")
-    response = arena.post("/api/admin/import", headers=admin_headers(), **import_request(folder))
+@pytest.mark.parametrize("board, images", [("t2i", 4), ("edit", 2)])
+def test_admin_import_adds_a_model_that_then_meets_the_others(arena, tmp_path, board, images):
+    folder = write_set(tmp_path / "new", 4, board)
+    response = arena.post("/api/admin/import", headers=admin_headers(), **import_request(folder, board=board))
     assert response.status_code == 201, response.text
-    assert response.json()["new_generations"] == 4 and response.json()["new_prompts"] == 0
+    assert response.json()["new_generations"] == images and response.json()["new_prompts"] == 0
+    seen = set()
+    for _ in range(15):  # P(the new model is never drawn) = (3/6) ** 15, about 3e-5
+        shown = battle(arena, board)
+        seen |= set(
+            arena.post("/api/vote", json={"battle_id": shown["battle_id"], "choice": "tie"}).json().values()
+        )
+    assert "model-new" in seen
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,11 @@ def import_upload(
     manifest: UploadFile = File(..., description=f"the set's {MANIFEST}"),
     files: list[UploadFile] = File(..., description="the images it names, uploaded under those names"),
 ) -> dict:
-    """The HTTP twin of `qwen-image2 arena import`; all files are checked before anything is stored."""
+    """The HTTP twin of `qwen-image2 arena import`; all files are checked before anything is stored.
+
+    Each file is matched to the manifest by its upload file name, so sources in a subfolder are sent
+    under that relative name, e.g. `curl -F "files=@inputs/cat.png;filename=inputs/cat.png"`.
+    """
     limit = settings_of(request).max_image_bytes
     try:
         text = _read_upload(manifest, MAX_MANIFEST_BYTES).decode("utf-8")
