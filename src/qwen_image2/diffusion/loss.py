@@ -20,6 +20,7 @@ from qwen_image2.diffusion.flow import (
     sample_training_sigmas,
     shift_sigmas,
 )
+from qwen_image2.diffusion.sampling import target_velocity
 from qwen_image2.errors import UserError
 from qwen_image2.models.components import Components
 from qwen_image2.models.conditioning import Conditions, encode_conditions, pad_conditions
@@ -119,40 +120,45 @@ def stack_conditions(parts: list[Conditions]) -> Conditions:
     return pad_conditions(states, slots)
 
 
+def draw_sigmas_and_noise(
+    batch_size: int,
+    num_tokens: int,
+    channels: int,
+    sigma: SigmaConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """σ (B,) from the logit-normal (shifted by the target's μ if asked) and ε (B, N, C), on the CPU."""
+    sigmas = sample_training_sigmas(batch_size, sigma.mean, sigma.std, generator)
+    if sigma.resolution_shift:
+        sigmas = shift_sigmas(sigmas, dynamic_shift_mu(num_tokens))
+    return sigmas, torch.randn((batch_size, num_tokens, channels), generator=generator)
+
+
 def flow_matching_loss(
     transformer: torch.nn.Module,
     batch: LatentBatch,
     sigma: SigmaConfig | None = None,
     generator: torch.Generator | None = None,
+    sigmas: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between the DiT's velocity and ε − x0 at logit-normal σ, over the target tokens only."""
-    sigma = sigma or SigmaConfig()
+    """MSE between the DiT's velocity and ε − x0 at logit-normal σ, over the target tokens only.
+
+    `sigmas` (B,) and `noise` (B, N, C) may be given (a distributed trainer draws them for the global batch);
+    otherwise they are drawn from `generator`.
+    """
     target = batch.target
-    batch_size, num_tokens, _ = target.shape
-    sigmas = sample_training_sigmas(batch_size, sigma.mean, sigma.std, generator, target.device)
-    if sigma.resolution_shift:
-        sigmas = shift_sigmas(sigmas, dynamic_shift_mu(num_tokens))
-    noise = torch.randn(
-        target.shape, generator=generator, device=generator.device if generator else target.device
-    )
-    noise = noise.to(target.device, target.dtype)
+    batch_size, num_tokens, channels = target.shape
+    if sigmas is None or noise is None:
+        sigmas, noise = draw_sigmas_and_noise(
+            batch_size, num_tokens, channels, sigma or SigmaConfig(), generator
+        )
+    sigmas, noise = sigmas.to(target.device), noise.to(target.device, target.dtype)
     hidden = noisy_latents(target, noise, sigmas)
     if batch.condition_latents is not None:
         hidden = torch.cat([batch.condition_latents, hidden], dim=1)
-    conditions = batch.conditions
-    img_mask = torch.cat(
-        [conditions.image_pad_mask, conditions.image_pad_mask.new_ones(batch_size, num_tokens // 4)], dim=1
-    )
     img_shapes = [[(1, h, w) for h, w in [*batch.condition_grids, batch.target_grid]]] * batch_size
-    prediction = transformer(
-        hidden_states=hidden,
-        encoder_hidden_states=conditions.embeds.to(target.dtype),
-        encoder_hidden_states_mask=conditions.mask,
-        timestep=sigmas.to(target.dtype),
-        img_shapes=img_shapes,
-        img_mask=img_mask,
-        return_dict=False,
-    )[0][:, -num_tokens:]
+    prediction = target_velocity(transformer, hidden, sigmas.to(target.dtype), batch.conditions, img_shapes)
     return F.mse_loss(prediction.float(), flow_target(target, noise).float())
 
 

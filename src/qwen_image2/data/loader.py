@@ -1,0 +1,125 @@
+"""Batches for one training stage: eligible samples grouped by (task, bucket), drawn by the mixture sampler,
+decoded on worker threads one step ahead, resized to the bucket (targets and their condition images alike,
+so that a batch has one layout), and split into this rank's slice of the global batch.
+
+A row whose image is missing or corrupt is replaced by the next sample of the same pool and reported with
+its reason; the run never stops for it.
+"""
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
+from qwen_image2.data.records import Sample
+from qwen_image2.diffusion.loss import TrainingSample
+from qwen_image2.errors import UserError
+
+
+@dataclass
+class LoadedBatch:
+    """This rank's part of step `step`'s global batch (all one bucket, one task)."""
+
+    step: int
+    task: str
+    bucket: Bucket
+    samples: list[TrainingSample]
+    positions: list[int]  # positions in the global batch, for per-sample randomness shared by all ranks
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample path, reason)
+
+
+def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Cover-resize and centre-crop to exactly (width, height), in RGBA."""
+    image = ImageOps.exif_transpose(image).convert("RGBA")
+    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+
+
+def resolve(path: str, root: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else root / candidate
+
+
+def open_image(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
+
+
+def build_buckets(resolution: int, specs) -> list[Bucket]:
+    buckets = []
+    for spec in specs:
+        aspect = tuple(int(p) for p in spec.aspect.split(":"))
+        buckets.append(Bucket(*bucket_size(resolution, aspect), spec.batch_size, spec.probability))
+    return buckets
+
+
+class StageLoader:
+    """Draws, decodes and slices the batches of one stage."""
+
+    def __init__(self, samples, root, stage, seed, rank=0, world=1, grad_accum=1, num_workers=2, exclude=()):
+        self.samples, self.root = samples, Path(root)
+        self.rank, self.world = rank, world
+        self.buckets = build_buckets(stage.resolution, stage.buckets)
+        for bucket in self.buckets:
+            if bucket.batch_size % (world * grad_accum):
+                raise UserError(
+                    f"stage {stage.name}: bucket {bucket.width}x{bucket.height} has batch size {bucket.batch_size}, "
+                    f"not divisible by {world} ranks x {grad_accum} micro-batches; change its batch_size"
+                )
+        excluded = set(exclude)
+        pools: dict[tuple[str, int], list[int]] = {}
+        for index, sample in enumerate(samples):
+            if sample.id in excluded or min(sample.width, sample.height) < stage.min_side:
+                continue
+            bucket = nearest_bucket(sample.width or 1, sample.height or 1, self.buckets)
+            pools.setdefault((sample.task, bucket), []).append(index)
+        try:
+            self.sampler = MixtureSampler(pools, self.buckets, stage.t2i_ratio, seed)
+        except ValueError as err:
+            raise UserError(f"stage {stage.name}: {err} (check min_side and the manifest)") from None
+        self.pool = ThreadPoolExecutor(num_workers) if num_workers else None
+
+    def _load_one(self, index: int, bucket: Bucket, pool: np.ndarray) -> tuple[TrainingSample, list]:
+        skipped = []
+        start = int(np.flatnonzero(pool == index)[0])
+        for offset in range(len(pool)):
+            sample: Sample = self.samples[int(pool[(start + offset) % len(pool)])]
+            try:
+                image = fit_to(open_image(resolve(sample.path, self.root)), bucket.width, bucket.height)
+                conditions = [
+                    fit_to(open_image(resolve(p, self.root)), bucket.width, bucket.height)
+                    for p in sample.conditions
+                ]
+                return TrainingSample(sample.caption or "", image, conditions), skipped
+            except FileNotFoundError:
+                skipped.append((sample.path, "missing image"))
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                skipped.append((sample.path, f"corrupt image ({err.__class__.__name__})"))
+        raise UserError(f"every sample of bucket {bucket.width}x{bucket.height} failed to load")
+
+    def _load(self, step: int) -> LoadedBatch:
+        task, bucket_index, indices = self.sampler.draw(step)
+        bucket = self.buckets[bucket_index]
+        pool = self.sampler.pools[(task, bucket_index)]
+        share = len(indices) // self.world
+        positions = list(range(self.rank * share, (self.rank + 1) * share))
+        batch = LoadedBatch(step, task, bucket, [], positions)
+        for position in positions:
+            sample, skipped = self._load_one(int(indices[position]), bucket, pool)
+            batch.samples.append(sample)
+            batch.skipped.extend(skipped)
+        return batch
+
+    def prefetch(self, step: int) -> Future | LoadedBatch:
+        return self.pool.submit(self._load, step) if self.pool else self._load(step)
+
+    @staticmethod
+    def result(pending: Future | LoadedBatch) -> LoadedBatch:
+        return pending.result() if isinstance(pending, Future) else pending
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Procedural training data made locally, with no download."""

@@ -1,0 +1,1 @@
+"""Training: the DiT trainer, the VAE trainer, stage schedules, checkpoints, parallelism."""

@@ -1,0 +1,179 @@
+"""The DiT trainer, top to bottom: build → parallelise → optimizer → resume → loop → export.
+
+Stages, T2I vs edit, LoRA vs full are data in the recipe. Every random draw of a step (batch, caption
+dropout, σ, noise) is a pure function of (seed, step) over the *global* batch, so a resumed run repeats an
+uninterrupted one exactly, and N ranks reproduce one process with the same global batch.
+"""
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from qwen_image2.config import dump_config
+from qwen_image2.data.loader import StageLoader
+from qwen_image2.data.records import load_samples
+from qwen_image2.diffusion.loss import SigmaConfig, draw_sigmas_and_noise, encode_batch, flow_matching_loss
+from qwen_image2.errors import UserError
+from qwen_image2.models.loading import load_components
+from qwen_image2.training.checkpoint import (
+    ModelAndOptimizer,
+    is_main,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from qwen_image2.training.config import TrainConfig
+from qwen_image2.training.ema import EMA
+from qwen_image2.training.export import apply_lora, export_model
+from qwen_image2.training.logging import RunLog
+from qwen_image2.training.parallelize import apply_parallelism, init_distributed
+from qwen_image2.training.schedule import learning_rate, stage_at
+from qwen_image2.training.validation import Validator
+
+
+def read_manifest(path: str) -> list:
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        raise UserError(f"data.manifest {path} does not exist; make one with `qwen-image2 curate` or `synth`")
+    curated = "passed" in pq.read_schema(path).names
+    return load_samples(path, passed_only=curated)
+
+
+def mean_over_ranks(value: torch.Tensor) -> float:
+    if dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.AVG)
+    return float(value)
+
+
+def train(config: TrainConfig) -> Path:
+    rank, world, device = init_distributed()
+    out = Path(config.output_dir)
+    sigma = SigmaConfig(config.sigma.mean, config.sigma.std, config.sigma.resolution_shift)
+
+    # 1. Build the model: frozen encoder and VAE, trainable transformer (or its LoRA)
+    components = load_components(config.model, device=device, seed=config.seed)
+    components.text_encoder.requires_grad_(False)
+    components.vae.requires_grad_(False)
+    transformer = components.transformer
+    if config.lora.enabled:
+        apply_lora(transformer, config.lora)
+    transformer.train()
+    apply_parallelism(transformer, config.parallel, world, device)
+    autocast = (
+        torch.autocast(device.type, torch.bfloat16)
+        if config.parallel.mixed_precision == "bf16" and world == 1
+        else nullcontext()
+    )
+
+    # 2. Optimizer (Adam, weight decay 0.001, clip 1.0: the report's Table 2) and EMA
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optim_class = torch.optim.Adam if config.optim.name == "adam" else torch.optim.AdamW
+    optimizer = optim_class(
+        params, lr=config.stages[0].lr, betas=config.optim.betas, eps=config.optim.eps,
+        weight_decay=config.optim.weight_decay,
+    )
+    ema = EMA(transformer, config.ema.decay) if config.ema.enabled else None
+
+    # 3. Resume from the latest checkpoint, if any
+    progress = {"step": torch.tensor(0)}
+    state = {"train": ModelAndOptimizer(transformer, optimizer), "progress": progress}
+    if ema is not None:
+        state["ema"] = ema
+    checkpoint_dir = out / "checkpoints"
+    resume_from = latest_checkpoint(checkpoint_dir)
+    if resume_from is not None:
+        load_checkpoint(resume_from, state)
+    step = int(progress["step"])
+    log = RunLog(out, enabled=is_main(), resume_step=step)
+    if is_main():
+        print(f"{'resuming from ' + str(resume_from) if resume_from else 'starting'}; config:\n{dump_config(config)}")
+
+    # 4. Data: held-out samples first, then one loader per stage
+    samples = read_manifest(config.data.manifest)
+    root = Path(config.data.root or Path(config.data.manifest).parent)
+    validator = Validator(components, transformer, config.validation, samples, root, config.seed, out)
+    total = config.total_steps
+    loader, loader_stage, pending = None, None, None
+    bar = tqdm(total=total, initial=step, disable=not is_main(), desc="train")
+
+    # 5. The loop
+    while step < total:
+        stage_index, stage_start = stage_at(config.stages, step)
+        stage = config.stages[stage_index]
+        if stage_index != loader_stage:
+            if loader:
+                loader.close()
+            loader = StageLoader(
+                samples, root, stage, seed=config.seed * 1000 + stage_index, rank=rank, world=world,
+                grad_accum=config.parallel.grad_accum, num_workers=config.data.num_workers,
+                exclude=validator.holdout_ids,
+            )
+            loader_stage, pending = stage_index, loader.prefetch(step - stage_start)
+        started = time.perf_counter()
+        batch = loader.result(pending)
+        if step + 1 < min(total, stage_start + stage.steps):
+            pending = loader.prefetch(step + 1 - stage_start)
+        lr = learning_rate(stage, step - stage_start)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        global_size = batch.bucket.batch_size
+        dropped = np.random.default_rng([config.seed, step, 1]).random(global_size) < config.caption_dropout
+        num_tokens = (batch.bucket.width // 16) * (batch.bucket.height // 16)
+        sigmas, noise = draw_sigmas_and_noise(
+            global_size, num_tokens, components.vae.config.z_dim, sigma,
+            torch.Generator().manual_seed(config.seed * 1_000_003 + step),
+        )
+        micro = len(batch.samples) // config.parallel.grad_accum
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, len(batch.samples), micro):
+            positions = batch.positions[start : start + micro]
+            chunk = batch.samples[start : start + micro]
+            for sample, position in zip(chunk, positions, strict=True):
+                if dropped[position]:
+                    sample.prompt = ""
+            latent_batch = encode_batch(components, chunk)[0]
+            with autocast:
+                loss = flow_matching_loss(
+                    transformer, latent_batch, sigmas=sigmas[positions], noise=noise[positions]
+                )
+            (loss / config.parallel.grad_accum).backward()
+            loss_sum += loss.detach() / config.parallel.grad_accum
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(transformer)
+        step += 1
+
+        loss_value = mean_over_ranks(loss_sum)
+        elapsed = time.perf_counter() - started
+        log.step(
+            step=step, stage=stage.name, task=batch.task, bucket=f"{batch.bucket.width}x{batch.bucket.height}",
+            loss=loss_value, lr=lr, grad_norm=float(grad_norm), tokens_per_s=global_size * num_tokens / elapsed,
+            skipped=batch.skipped,
+        )
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", stage=stage.name)
+        if step % config.checkpoint_every == 0 or step == total:
+            progress["step"] = torch.tensor(step)
+            save_checkpoint(checkpoint_dir, step, state, config.keep_checkpoints, dump_config(config))
+        if config.validation.every and step % config.validation.every == 0:
+            log.validation(step, validator.run(step))
+
+    # 6. Export the final (or EMA) weights as a diffusers folder
+    bar.close()
+    if loader:
+        loader.close()
+    model_dir = export_model(components, transformer, ema if config.export_ema else None, config, out / "model")
+    log.finish(model_dir)
+    return model_dir

@@ -1,0 +1,62 @@
+"""LoRA set-up and the final export: a diffusers folder (plus LoRA weights) that stock diffusers loads."""
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+from qwen_image2.models.components import Components
+from qwen_image2.models.loading import save_components
+from qwen_image2.training.checkpoint import barrier, is_main
+from qwen_image2.training.config import Lora, TrainConfig
+from qwen_image2.training.ema import EMA
+
+
+def apply_lora(transformer: torch.nn.Module, config: Lora) -> None:
+    """Add a LoRA adapter through diffusers' PEFT integration; only its weights stay trainable."""
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    transformer.add_adapter(
+        LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=config.targets, init_lora_weights="gaussian")
+    )
+
+
+def full_state_dict(transformer: torch.nn.Module, ema: EMA | None) -> dict[str, torch.Tensor]:
+    """Unsharded weights on the CPU (a collective under FSDP2), with EMA values in place of trained ones."""
+    state = get_model_state_dict(transformer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if ema is not None:
+        for name, value in ema.shadow.items():
+            value = value.full_tensor() if hasattr(value, "full_tensor") else value
+            state[name] = value.detach().cpu().to(state[name].dtype)
+    return state
+
+
+def export_model(
+    components: Components, transformer: torch.nn.Module, ema: EMA | None, config: TrainConfig, folder: Path
+) -> Path:
+    """Write `folder` (a full diffusers model, LoRA merged) and, for LoRA runs, `folder/lora`."""
+    state = full_state_dict(transformer, ema)
+    if is_main():
+        fresh = type(transformer).from_config(transformer.config)
+        if config.lora.enabled:
+            apply_lora(fresh, config.lora)
+        fresh.load_state_dict(state)
+        if config.lora.enabled:
+            from diffusers import QwenImage21Pipeline
+            from peft.utils import get_peft_model_state_dict
+
+            QwenImage21Pipeline.save_lora_weights(
+                folder / "lora", transformer_lora_layers=get_peft_model_state_dict(fresh)
+            )
+            fresh.fuse_lora()
+            fresh.unload_lora()
+        exported = copy.copy(components)
+        exported.transformer = fresh.eval()
+        save_components(exported, folder)
+    barrier()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return folder

@@ -1,0 +1,171 @@
+"""VAE training images: a weighted mixture of sources, drawn into resolution buckets, RGB or RGBA.
+
+A batch is a pure function of (seed, step): the step picks a source by its mixture weight and a bucket by
+its probability, then images from that source, each random-cropped to the bucket. Resuming at step k
+therefore draws exactly what an uninterrupted run would have drawn (no sampler state to checkpoint).
+
+Sources: `folder` (every image under a path), `manifest` (a parquet/jsonl with a `path` column, or a text
+file of paths), and `text` (procedural text-rich images drawn here: words of 5–24 px glyphs, EN and, when a
+CJK font is installed, ZH, on plain, gradient or noisy backgrounds — the Qwen-Image-VAE-2.0 recipe's
+synthetic text stage, reference/vae_eval_perf.md §2.3).
+"""
+
+import json
+import string
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from qwen_image2.errors import UserError
+from qwen_image2.evaluation.reconstruction import IMAGE_SUFFIXES
+from qwen_image2.training.vae_config import DataConfig, SourceConfig
+
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
+HANZI = "的一是在不了有人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
+
+
+def list_source_images(source: SourceConfig) -> list[str]:
+    """The image paths of a folder or manifest source, sorted; a UserError when there are none."""
+    path = Path(source.path)
+    if source.kind == "folder":
+        if not path.is_dir():
+            raise UserError(f"data source folder {path} does not exist")
+        paths = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        paths = [str(path.parent / p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist()]
+    elif path.suffix == ".jsonl":
+        paths = [str(path.parent / json.loads(line)["path"]) for line in path.read_text().splitlines() if line]
+    else:
+        paths = [str(path.parent / line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    if not paths:
+        raise UserError(f"data source {path} holds no images")
+    return paths
+
+
+def find_fonts() -> tuple[list[str], list[str]]:
+    """(Latin fonts, CJK fonts) installed as TrueType/OpenType files."""
+    files = [str(p) for root in FONT_DIRS if Path(root).is_dir() for p in Path(root).rglob("*.[ot]t[fc]")]
+    cjk = [f for f in files if any(k in f.lower() for k in ("cjk", "wqy", "droidsansfallback", "han"))]
+    return sorted(set(files) - set(cjk)), sorted(cjk)
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    kind = rng.integers(3)
+    colour = rng.integers(0, 256, 3)
+    if kind == 0:  # plain paper / screen
+        return np.broadcast_to(colour, (height, width, 3)).astype(np.float64)
+    if kind == 1:  # gradient
+        other = rng.integers(0, 256, 3)
+        ramp = np.linspace(0, 1, width)[None, :, None]
+        return np.broadcast_to(colour * (1 - ramp) + other * ramp, (height, width, 3)).astype(np.float64)
+    # a smooth random field standing in for a natural photo behind the text
+    coarse = rng.uniform(0, 255, (max(2, height // 16), max(2, width // 16), 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), np.float64)
+
+
+def _words(rng: np.random.Generator, chinese: bool) -> str:
+    if chinese:
+        return "".join(rng.choice(list(HANZI), rng.integers(2, 8)))
+    alphabet = string.ascii_letters + string.digits + ".,:-%$"
+    words = ["".join(rng.choice(list(alphabet), rng.integers(2, 9))) for _ in range(rng.integers(1, 5))]
+    return " ".join(words)
+
+
+def render_text_image(rng: np.random.Generator, width: int, height: int, fonts, rgba: bool) -> Image.Image:
+    """A text-rich image: several lines of random words in random fonts, sizes (5–24 px) and colours."""
+    latin, cjk = fonts
+    image = Image.fromarray(_background(rng, width, height).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 10))):
+        size = int(rng.integers(5, 25))
+        chinese = bool(cjk) and rng.random() < 0.3
+        files = cjk if chinese else latin
+        font = ImageFont.truetype(str(rng.choice(files)), size) if files else ImageFont.load_default(size)
+        position = (int(rng.integers(-8, width - 8)), int(rng.integers(-4, height - 4)))
+        draw.text(position, _words(rng, chinese), font=font, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    if rgba:  # a transparent surround half the time: text layers are where RGBA matters
+        alpha = np.full((height, width), 255, np.uint8)
+        if rng.random() < 0.5:
+            alpha[:] = 0
+            top, left = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
+            alpha[top : top + height // 2, left : left + width // 2] = 255
+        image.putalpha(Image.fromarray(alpha))
+    return image
+
+
+def random_crop(image: Image.Image, width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """Scale between 'just covers the bucket' and native size (never below cover), crop at a random place."""
+    cover = max(width / image.width, height / image.height)
+    scale = rng.uniform(cover, max(cover, 1.0))
+    size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    left, top = int(rng.integers(0, size[0] - width + 1)), int(rng.integers(0, size[1] - height + 1))
+    return image.crop((left, top, left + width, top + height))
+
+
+def to_pixels(image: Image.Image, channels: int) -> torch.Tensor:
+    """PIL image -> float (C, H, W) in [-1, 1]; C is 3 (RGB) or 4 (RGBA; opaque where the file has none)."""
+    array = np.asarray(image.convert("RGBA" if channels == 4 else "RGB"), dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1
+
+
+class VAEData:
+    """Batches for step k, drawn from the configured mixture; `holdout` fixed images for validation."""
+
+    def __init__(self, config: DataConfig, channels: int, seed: int):
+        self.config, self.channels, self.seed = config, channels, seed
+        self.fonts = find_fonts()
+        self.images = {s.name: list_source_images(s) for s in config.sources if s.kind != "text"}
+        self.held_out = {name: paths[: config.holdout] for name, paths in self.images.items()}
+        self.train_images = {
+            name: paths[config.holdout :] if len(paths) > config.holdout else paths
+            for name, paths in self.images.items()
+        }
+        self.pool = ThreadPoolExecutor(config.num_workers) if config.num_workers else None
+
+    def batch(self, step: int, mixture: dict[str, float] | None = None, buckets=None) -> torch.Tensor:
+        """Pixels (B, C, H, W) of step `step`; `mixture` and `buckets` override the data config (a phase's)."""
+        rng = np.random.default_rng([self.seed, step])
+        sources = self.config.sources
+        weights = np.array([(mixture or {}).get(s.name, s.weight) for s in sources], dtype=np.float64)
+        source = sources[rng.choice(len(sources), p=weights / weights.sum())]
+        buckets = buckets or self.config.buckets
+        probabilities = np.array([b.probability for b in buckets], dtype=np.float64)
+        bucket = buckets[rng.choice(len(buckets), p=probabilities / probabilities.sum())]
+        seeds = rng.integers(0, 2**63 - 1, bucket.batch_size)
+        jobs = [(source, bucket.width, bucket.height, int(s)) for s in seeds]
+        images = self.pool.map(self._image, *zip(*jobs)) if self.pool else (self._image(*j) for j in jobs)
+        return torch.stack(list(images))
+
+    def _image(self, source: SourceConfig, width: int, height: int, seed: int) -> torch.Tensor:
+        rng = np.random.default_rng(seed)
+        if source.kind == "text":
+            return to_pixels(render_text_image(rng, width, height, self.fonts, self.channels == 4), self.channels)
+        paths = self.train_images[source.name]
+        with Image.open(paths[int(rng.integers(len(paths)))]) as image:
+            image.load()
+            return to_pixels(random_crop(image, width, height, rng), self.channels)
+
+    def holdout(self, size: int) -> torch.Tensor:
+        """Fixed validation pixels (N, C, size, size): held-out files, plus text images from a separate seed."""
+        rng = np.random.default_rng([self.seed, 2**31])  # a stream no training step draws from
+        images = []
+        for source in self.config.sources:
+            if source.kind == "text":
+                images += [
+                    to_pixels(render_text_image(rng, size, size, self.fonts, self.channels == 4), self.channels)
+                    for _ in range(self.config.holdout)
+                ]
+            else:
+                for path in self.held_out[source.name]:
+                    with Image.open(path) as image:
+                        images.append(to_pixels(random_crop(image, size, size, rng), self.channels))
+        if not images:
+            raise UserError("data.holdout is 0 or no source has images: nothing to validate on")
+        return torch.stack(images)

@@ -1,0 +1,100 @@
+"""Validation during training: held-out loss at fixed σ, and a sample grid on fixed prompts and edits."""
+
+import copy
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from qwen_image2.data.loader import fit_to, open_image, resolve
+from qwen_image2.diffusion.loss import TrainingSample, encode_batch, flow_matching_loss, to_pixels
+from qwen_image2.diffusion.sampling import denoise, set_schedule
+from qwen_image2.models.conditioning import encode_conditions
+from qwen_image2.models.latents import decode_latents, encode_latents, pack, unpack
+from qwen_image2.training.checkpoint import is_main
+from qwen_image2.training.config import Validation
+
+
+def to_image(pixels: torch.Tensor) -> Image.Image:
+    array = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGBA" if array.shape[-1] == 4 else "RGB")
+
+
+class Validator:
+    """Holds out `config.holdout` samples (edits first, so that the grid shows some) and evaluates on them."""
+
+    def __init__(self, components, transformer, config: Validation, samples, root: Path, seed: int, out: Path):
+        self.components, self.transformer, self.config = components, transformer, config
+        self.seed, self.out, self.root = seed, out, root
+        ordered = sorted(samples, key=lambda s: (s.task != "ti2i", s.id))
+        self.holdout = ordered[: config.holdout] if config.holdout < len(samples) else []
+        self.holdout_ids = {s.id for s in self.holdout}
+
+    def _load(self, sample) -> TrainingSample:
+        width, height = (max(32, side // 32 * 32) for side in (sample.width, sample.height))
+        image = fit_to(open_image(resolve(sample.path, self.root)), width, height)
+        conditions = [fit_to(open_image(resolve(p, self.root)), width, height) for p in sample.conditions]
+        return TrainingSample(sample.caption or "", image, conditions)
+
+    @torch.no_grad()
+    def heldout_loss(self) -> dict[str, float]:
+        figures: dict[str, float] = {}
+        losses = {s: [] for s in self.config.sigmas}
+        for index, sample in enumerate(self.holdout):
+            batch = encode_batch(self.components, [self._load(sample)])[0]
+            generator = torch.Generator().manual_seed(self.seed + index)
+            noise = torch.randn(batch.target.shape, generator=generator)
+            for value in self.config.sigmas:
+                sigmas = torch.full((1,), value)
+                losses[value].append(float(flow_matching_loss(self.transformer, batch, sigmas=sigmas, noise=noise)))
+        for value, items in losses.items():
+            if items:
+                figures[f"heldout_loss_sigma_{value:g}"] = sum(items) / len(items)
+        if figures:
+            figures["heldout_loss"] = sum(figures.values()) / len(figures)
+        return figures
+
+    @torch.no_grad()
+    def sample(self, prompt: str, width: int, height: int, references: list[Image.Image]) -> Image.Image:
+        components = self.components
+        device, dtype = components.vae.device, components.vae.dtype
+        conditions = encode_conditions(components.text_encoder, components.processor, [prompt], references or None)
+        grid = (height // 16, width // 16)
+        generator = torch.Generator().manual_seed(self.seed)
+        latents = pack(torch.randn((1, components.vae.config.z_dim, *grid), generator=generator)).to(device, dtype)
+        condition_latents, shapes = None, []
+        if references:
+            encoded = [encode_latents(components.vae, to_pixels([r]).to(device, dtype)) for r in references]
+            shapes = [tuple(e.shape[-2:]) for e in encoded]
+            condition_latents = torch.cat([pack(e) for e in encoded], dim=1)
+        scheduler = set_schedule(copy.deepcopy(components.scheduler), self.config.steps, latents.shape[1])
+        img_shapes = [[(1, h, w) for h, w in [*shapes, grid]]]
+        latents = denoise(self.transformer, scheduler, latents, conditions, img_shapes, condition_latents)
+        return to_image(decode_latents(components.vae, unpack(latents, *grid))[0])
+
+    def run(self, step: int) -> dict[str, float]:
+        self.transformer.eval()
+        figures = self.heldout_loss()
+        rows = [[self.sample(p, self.config.size, self.config.size, [])] for p in self.config.prompts]
+        for sample in self.holdout:
+            if sample.task == "ti2i":
+                loaded = self._load(sample)
+                output = self.sample(loaded.prompt, loaded.image.width, loaded.image.height, loaded.condition_images)
+                rows.append([*loaded.condition_images, output, loaded.image])
+        self.transformer.train()
+        if rows and is_main():
+            save_grid(rows, self.out / "grids" / f"step-{step:07d}.png")
+        return figures
+
+
+def save_grid(rows: list[list[Image.Image]], path: Path) -> None:
+    """Rows of images (T2I: one sample; edits: references, output, ground truth) on a grey canvas."""
+    cell_w = max(img.width for row in rows for img in row)
+    cell_h = max(img.height for row in rows for img in row)
+    columns = max(len(row) for row in rows)
+    canvas = Image.new("RGB", (columns * (cell_w + 4), len(rows) * (cell_h + 4)), (96, 96, 96))
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            canvas.paste(img.convert("RGB"), (c * (cell_w + 4), r * (cell_h + 4)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
