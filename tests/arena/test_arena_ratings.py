@@ -99,7 +99,7 @@ def test_bootstrap_intervals_cover_true_ratings_at_the_nominal_rate():
     The four checks within one arena are correlated (ratings are centred together), so the standard error
     of the coverage is estimated across arenas (one cluster each). The nominal 95% must lie within 3.3
     standard errors (a 0.1% two-sided test) plus one point of the small-sample bias percentile bootstrap
-    intervals are known to have. Intervals 30% too narrow (~83% coverage) or 50% too wide (~99.7%) fail.
+    intervals are known to have. Intervals 30% too narrow (81% coverage here) or 50% too wide (99.1%) fail.
     """
     true = {"m0": 1150.0, "m1": 1050.0, "m2": 950.0, "m3": 850.0}  # mean 1000, the unanchored fit's centre
     rng = np.random.default_rng(3)

@@ -29,6 +29,7 @@ ELO_PER_LOGIT = ELO_SCALE / math.log(ELO_BASE)
 # keeps it finite (about +-500 Elo for a single vote) and moves ratings fitted on a few hundred votes by
 # well under 0.1 Elo. It also makes the Hessian invertible without pinning one model to zero.
 RIDGE = 1e-3
+BOOTSTRAP_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ def rate(
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
         draws = rng.multinomial(int(table.counts.sum()), table.counts / table.counts.sum(), size=bootstrap)
-        samples = to_elo(fit_bradley_terry(table, draws), table.models, anchor)
+        # Chunks of rounds bound memory: each holds (rounds x unique rows) arrays, ~30 MB for 50 models.
+        chunks = np.array_split(draws, math.ceil(bootstrap / BOOTSTRAP_CHUNK))
+        samples = np.concatenate([to_elo(fit_bradley_terry(table, c), table.models, anchor) for c in chunks])
         low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     votes_per_model = np.bincount(
         table.matchups.ravel(), weights=np.repeat(table.counts, 2), minlength=len(table.models)
