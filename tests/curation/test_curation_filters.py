@@ -208,3 +208,16 @@ def test_nsfw_filter_takes_another_model_and_scores_pairs_by_their_worst_image()
 def test_bundled_nudenet_model_scores_benign_images_low():
     scores = NudeNetModel().score([np.asarray(textured(s)) for s in range(3)])
     assert scores.shape == (3,) and (scores < 0.2).all()
+
+
+def test_semantic_dedup_groups_close_embeddings_only_when_enabled():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(4, 16)).astype(np.float32)
+    emb[1] = emb[0] + 0.01 * rng.normal(size=16)
+    emb[3] = np.nan  # no embedding (e.g. an edit pair)
+    sha = np.array(["a", "b", "c", "d"], dtype=object)
+    phash = np.array([None] * 4, dtype=object)
+    args = (sha, phash, np.ones(4, bool), np.ones(4, bool), np.array([0, 1, 2, 3]), 6)
+    assert (find_duplicates(*args).duplicate_of == -1).all()
+    groups = find_duplicates(*args, embeddings=emb, semantic_similarity=0.95)
+    assert groups.duplicate_of.tolist() == [-1, 0, -1, -1] and groups.kind[1] == "semantic"

@@ -19,24 +19,28 @@ from qwen_image2.data.curation.config import ClipThresholds
 from qwen_image2.errors import UserError
 
 
+def check_clip_settings(model: str, weights: str | None) -> None:
+    """The user-fixable mistakes, found without loading anything."""
+    if model.endswith(".json") and not Path(model).is_file():
+        raise UserError(f"--clip-model {model}: no such model config file")
+    if weights is None:
+        raise UserError(
+            "the clip filter needs weights: pass --clip-weights PATH (an open_clip checkpoint for "
+            f"{model}), or leave the filter out with --filters"
+        )
+    if weights != "random" and not Path(weights).is_file():
+        raise UserError(f"--clip-weights {weights}: no such file")
+
+
 def load_clip(model: str, weights: str | None):
     """Return (model, preprocess, tokenizer) from open_clip, with user-fixable failures as `UserError`."""
     import open_clip
 
+    check_clip_settings(model, weights)
     name = model
     if model.endswith(".json"):
-        config = Path(model)
-        if not config.is_file():
-            raise UserError(f"--clip-model {model}: no such model config file")
-        open_clip.add_model_config(config)
-        name = config.stem
-    if weights is None:
-        raise UserError(
-            "the clip filter needs weights: pass --clip-weights PATH (an open_clip checkpoint for "
-            f"{name}), or leave the filter out with --filters"
-        )
-    if weights != "random" and not Path(weights).is_file():
-        raise UserError(f"--clip-weights {weights}: no such file")
+        open_clip.add_model_config(Path(model))
+        name = Path(model).stem
     if weights == "random":
         import torch
 

@@ -146,7 +146,6 @@ def find_duplicates(
     rows = np.flatnonzero(eligible & np.array([s is not None for s in sha256], dtype=bool))
     edges = [rows[_same_value_pairs(sha256[rows].astype(str))]]
     near_rows = rows[np.array([phash[i] is not None and near_ok[i] for i in rows], dtype=bool)]
-    kinds = {}
     if len(near_rows):
         # Identical hashes are linked directly, so the index sees each distinct code once.
         unique, first_index = np.unique(phash[near_rows].astype(str), return_index=True)
@@ -169,12 +168,12 @@ def find_duplicates(
     keeper_of_label = {}
     for i in order:
         keeper_of_label.setdefault(labels[i], i)
+    semantic_on = embeddings is not None and semantic_similarity is not None
     for i in members:
         keeper = keeper_of_label[labels[i]]
-        if keeper != i:
-            duplicate_of[i] = keeper
-            kinds[i] = keeper
-    for i, keeper in kinds.items():
+        if keeper == i:
+            continue
+        duplicate_of[i] = keeper
         if sha256[i] == sha256[keeper]:
             kind[i] = "exact"
         elif (
@@ -183,6 +182,6 @@ def find_duplicates(
             and hamming(phash[i], phash[keeper]) <= phash_distance
         ):
             kind[i] = "near"
-        else:
-            kind[i] = "near" if embeddings is None or semantic_similarity is None else "semantic"
+        else:  # linked through other members of the group
+            kind[i] = "semantic" if semantic_on else "near"
     return DuplicateGroups(duplicate_of, kind)

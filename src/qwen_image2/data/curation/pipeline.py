@@ -51,9 +51,16 @@ def _check_run_file(out: Path, settings: RunSettings) -> None:
 
 
 def check_models(settings: RunSettings) -> None:
-    """Load every selected model once, here, so a missing one stops the run before any work starts."""
+    """Load every selected model once, here, so a missing one stops the run before any work starts;
+    the settings a user most often forgets are checked first, before anything slow loads."""
+    from qwen_image2.data.curation.clip import check_clip_settings
+    from qwen_image2.data.curation.tokens import load_tokenizer
     from qwen_image2.data.curation.worker import build_filters
 
+    if "tokens" in settings.filters:
+        load_tokenizer(settings.tokenizer)
+    if "clip" in settings.filters:
+        check_clip_settings(settings.clip_model, settings.clip_weights)
     build_filters(settings)
 
 
