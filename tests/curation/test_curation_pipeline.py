@@ -16,6 +16,7 @@ from curation_corpus import jpeg_bytes, plain_corpus, png_bytes, textured
 from PIL import Image
 
 from qwen_image2.data.curation import RunSettings, curate, rethreshold
+from qwen_image2.data.curation.config import parse_filters
 from qwen_image2.data.curation.manifest import read_metadata
 from qwen_image2.data.records import load_samples
 from qwen_image2.errors import UserError
@@ -126,11 +127,8 @@ def test_kill_9_mid_run_then_rerun_equals_an_uninterrupted_run(ray_local, tokeni
     assert not (killed / "manifest.parquet").exists() and done < shards  # really killed mid-run
 
     settings = RunSettings(
-        filters=tuple(CPU_FILTERS.split(",")) + ("orientation",), tokenizer=str(tokenizer_dir)
-    )
-    settings = RunSettings(
-        **{**settings.model_dump(), "filters": tuple(sorted(settings.filters, key=FILTER_INDEX))}
-    )
+        filters=parse_filters(CPU_FILTERS), tokenizer=str(tokenizer_dir)
+    )  # as the CLI does
     resumed = curate([str(corpus)], killed, settings=settings, workers=2, shard_size=2, progress=False)
     assert resumed.report["throughput"]["shards_skipped"] >= done >= 2
     fresh = curate([str(corpus)], reference, settings=settings, workers=0, shard_size=2, progress=False)
@@ -138,12 +136,6 @@ def test_kill_9_mid_run_then_rerun_equals_an_uninterrupted_run(ray_local, tokeni
     assert len(a) == len(names) + 1 and a["id"].is_unique
     pd.testing.assert_frame_equal(a, b)
     assert (a["reason"] == "duplicate").sum() == 1 and (a["reason"] == "broken").sum() == 1
-
-
-def FILTER_INDEX(name: str) -> int:  # noqa: N802 - used as a sort key
-    from qwen_image2.data.curation.config import FILTER_ORDER
-
-    return FILTER_ORDER.index(name)
 
 
 @pytest.fixture(scope="module")
