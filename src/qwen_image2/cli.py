@@ -10,7 +10,10 @@ import typer
 
 from qwen_image2.commands import arena
 from qwen_image2.commands import curate
+from qwen_image2.commands import evaluate
 from qwen_image2.commands import generate
+from qwen_image2.commands import synth, train
+from qwen_image2.commands import vae
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
@@ -22,8 +25,12 @@ app = typer.Typer(
 )
 app.command("generate")(generate.generate)
 app.command("edit")(generate.edit)
+app.command("train")(train.train)
+app.command("synth")(synth.synth)
 app.command("curate")(curate.curate)
 app.add_typer(arena.app, name="arena")
+app.command("train-vae")(vae.train_vae)
+app.add_typer(evaluate.eval_app, name="eval")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ valid one, values are type-checked, and errors say which field and how to fix it
 """
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,8 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         path = f"{prefix}{name}"
         paths.append(path)
         annotation = info.annotation
+        if typing.get_origin(annotation) is list:  # list items are addressed as name.INDEX.field
+            annotation = typing.get_args(annotation)[0]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths.extend(field_paths(annotation, f"{path}."))
     return paths
@@ -46,21 +49,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def descend(node: dict | list, key: str, following: str, text: str) -> dict | list:
+    """One step down a dotted path; digits index lists (stages.0.lr)."""
+    if isinstance(node, list):
+        if not key.isdigit() or int(key) >= len(node):
+            raise UserError(f"override {text!r}: no item {key} in a list of {len(node)}")
+        return node[int(key)]
+    child = node.setdefault(key, [] if following.isdigit() else {})
+    if not isinstance(child, dict | list):
+        raise UserError(f"override {text!r}: {key!r} is not a section")
+    return child
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str], model: type[BaseModel]) -> dict[str, Any]:
     valid = field_paths(model)
     for text in overrides:
         keys, value = parse_override(text)
-        dotted = ".".join(keys)
+        dotted = ".".join(k for k in keys if not k.isdigit())
         if dotted not in valid and not any(v.startswith(dotted + ".") for v in valid):
             close = difflib.get_close_matches(dotted, valid, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise UserError(f"unknown config key {dotted!r}{hint}")
         node = data
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise UserError(f"cannot set {dotted!r}: {key!r} is not a section")
-        node[keys[-1]] = value
+        for key, following in zip(keys[:-1], keys[1:], strict=True):
+            node = descend(node, key, following, text)
+        if isinstance(node, list):
+            node[int(keys[-1])] = value
+        else:
+            node[keys[-1]] = value
     return data
 
 
@@ -77,7 +93,9 @@ def describe_errors(error: ValidationError, model: type[BaseModel]) -> str:
     return "; ".join(parts)
 
 
-def load_config(model: type[Config], path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    model: type[Config], path: str | Path | None = None, overrides: list[str] | None = None
+) -> Config:
     """Read `path` (YAML), apply `overrides`, validate into `model`; a bad field is a `UserError` naming it."""
     data: dict[str, Any] = {}
     if path is not None:

@@ -10,12 +10,18 @@ class Optim(Section):
     betas: tuple[float, float] = (0.9, 0.999)
 
 
+class Stage(Section):
+    name: str
+    lr: float = 1e-4
+
+
 class Job(Section):
     """A small job config."""
 
     output_dir: str = "runs/x"
     max_steps: int = 10
     optim: Optim = Optim()
+    stages: list[Stage] = []
 
 
 def test_recipe_then_overrides_win(tmp_path):
@@ -53,3 +59,14 @@ def test_missing_or_broken_recipe_is_a_clear_error(tmp_path):
         load_config(Job, broken)
     with pytest.raises(UserError, match="key=value"):
         load_config(Job, None, ["max_steps"])
+
+
+def test_list_items_are_overridden_by_index(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - {name: a}\n  - {name: b}\n")
+    config = load_config(Job, recipe, ["stages.1.lr=0.5"])
+    assert [s.lr for s in config.stages] == [1e-4, 0.5]
+    with pytest.raises(UserError, match="no item 2"):
+        load_config(Job, recipe, ["stages.2.lr=0.5"])
+    with pytest.raises(UserError, match="did you mean stages.lr"):
+        load_config(Job, recipe, ["stages.1.lrr=0.5"])

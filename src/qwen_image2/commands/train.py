@@ -7,7 +7,9 @@ import typer
 
 def train(
     recipe: Path = typer.Argument(..., help="A training recipe (YAML), e.g. recipes/tiny.yaml."),
-    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. output_dir=runs/x max_steps=100."),
+    overrides: list[str] = typer.Argument(
+        None, help="key=value overrides, e.g. output_dir=runs/x max_steps=100."
+    ),
 ) -> None:
     """Train the DiT through the recipe's stages; rerunning the same command resumes.
 

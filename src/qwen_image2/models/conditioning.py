@@ -30,6 +30,23 @@ class Conditions:
     mask: torch.Tensor | None
     image_pad_mask: torch.Tensor
 
+    def pad_to(self, length: int) -> "Conditions":
+        """Right-pad to `length` tokens with masked zeros (a distributed batch pads to its global longest)."""
+        extra = length - self.embeds.shape[1]
+        if extra <= 0:
+            return self
+        batch = self.embeds.shape[0]
+        mask = (
+            self.mask
+            if self.mask is not None
+            else self.embeds.new_ones(self.embeds.shape[:2], dtype=torch.long)
+        )
+        return Conditions(
+            torch.cat([self.embeds, self.embeds.new_zeros(batch, extra, self.embeds.shape[2])], dim=1),
+            torch.cat([mask, mask.new_zeros(batch, extra)], dim=1),
+            torch.cat([self.image_pad_mask, self.image_pad_mask.new_zeros(batch, extra)], dim=1),
+        )
+
     def repeat(self, n: int) -> "Conditions":
         """Each row `n` times in a row, as `num_images_per_prompt` needs."""
         if n == 1:

@@ -5,7 +5,6 @@ dropout, σ, noise) is a pure function of (seed, step) over the *global* batch, 
 uninterrupted one exactly, and N ranks reproduce one process with the same global batch.
 """
 
-import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -53,7 +52,53 @@ def mean_over_ranks(value: torch.Tensor) -> float:
     return float(value)
 
 
-def train(config: TrainConfig) -> Path:
+def max_over_ranks(value: int, device: torch.device) -> int:
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor(value, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor)
+
+
+def accumulate_gradients(components, transformer, batch, config: TrainConfig, step: int, sigma, autocast):
+    """Forward and backward over this rank's micro-batches; returns (mean loss, target tokens per sample).
+
+    Caption dropout, σ and noise are drawn for the whole global batch from (seed, step) and sliced by the
+    samples' global positions, so that ranks and resumed runs agree exactly.
+    """
+    device = next(transformer.parameters()).device
+    global_size = batch.bucket.batch_size
+    dropped = np.random.default_rng([config.seed, step, 1]).random(global_size) < config.caption_dropout
+    num_tokens = (batch.bucket.width // 16) * (batch.bucket.height // 16)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    sigmas, noise = draw_sigmas_and_noise(
+        global_size, num_tokens, components.vae.config.z_dim, sigma, generator
+    )
+    micro = len(batch.samples) // config.parallel.grad_accum
+    loss_sum = torch.zeros((), device=device)
+    for start in range(0, len(batch.samples), micro):
+        positions = batch.positions[start : start + micro]
+        chunk = batch.samples[start : start + micro]
+        for sample, position in zip(chunk, positions, strict=True):
+            if dropped[position]:
+                sample.prompt = ""
+        latent_batch = encode_batch(components, chunk)[0]
+        # Text is right-padded and the target's RoPE positions follow the padded length, so every rank pads
+        # to the longest prompt of the global micro-batch: the result cannot depend on the sharding.
+        length = max_over_ranks(latent_batch.conditions.embeds.shape[1], device)
+        latent_batch.conditions = latent_batch.conditions.pad_to(length)
+        if hasattr(transformer, "set_requires_gradient_sync"):  # FSDP2: reduce gradients once, after the last
+            transformer.set_requires_gradient_sync(start + micro >= len(batch.samples))
+        with autocast:
+            loss = flow_matching_loss(
+                transformer, latent_batch, sigmas=sigmas[positions], noise=noise[positions]
+            )
+        (loss / config.parallel.grad_accum).backward()
+        loss_sum += loss.detach() / config.parallel.grad_accum
+    return loss_sum, num_tokens
+
+
+def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bottom, as one function
     rank, world, device = init_distributed()
     out = Path(config.output_dir)
     sigma = SigmaConfig(config.sigma.mean, config.sigma.std, config.sigma.resolution_shift)
@@ -77,7 +122,10 @@ def train(config: TrainConfig) -> Path:
     params = [p for p in transformer.parameters() if p.requires_grad]
     optim_class = torch.optim.Adam if config.optim.name == "adam" else torch.optim.AdamW
     optimizer = optim_class(
-        params, lr=config.stages[0].lr, betas=config.optim.betas, eps=config.optim.eps,
+        params,
+        lr=config.stages[0].lr,
+        betas=config.optim.betas,
+        eps=config.optim.eps,
         weight_decay=config.optim.weight_decay,
     )
     ema = EMA(transformer, config.ema.decay) if config.ema.enabled else None
@@ -94,7 +142,9 @@ def train(config: TrainConfig) -> Path:
     step = int(progress["step"])
     log = RunLog(out, enabled=is_main(), resume_step=step)
     if is_main():
-        print(f"{'resuming from ' + str(resume_from) if resume_from else 'starting'}; config:\n{dump_config(config)}")
+        print(
+            f"{'resuming from ' + str(resume_from) if resume_from else 'starting'}; config:\n{dump_config(config)}"
+        )
 
     # 4. Data: held-out samples first, then one loader per stage
     samples = read_manifest(config.data.manifest)
@@ -112,8 +162,14 @@ def train(config: TrainConfig) -> Path:
             if loader:
                 loader.close()
             loader = StageLoader(
-                samples, root, stage, seed=config.seed * 1000 + stage_index, rank=rank, world=world,
-                grad_accum=config.parallel.grad_accum, num_workers=config.data.num_workers,
+                samples,
+                root,
+                stage,
+                seed=config.seed * 1000 + stage_index,
+                rank=rank,
+                world=world,
+                grad_accum=config.parallel.grad_accum,
+                num_workers=config.data.num_workers,
                 exclude=validator.holdout_ids,
             )
             loader_stage, pending = stage_index, loader.prefetch(step - stage_start)
@@ -125,28 +181,9 @@ def train(config: TrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        global_size = batch.bucket.batch_size
-        dropped = np.random.default_rng([config.seed, step, 1]).random(global_size) < config.caption_dropout
-        num_tokens = (batch.bucket.width // 16) * (batch.bucket.height // 16)
-        sigmas, noise = draw_sigmas_and_noise(
-            global_size, num_tokens, components.vae.config.z_dim, sigma,
-            torch.Generator().manual_seed(config.seed * 1_000_003 + step),
+        loss_sum, num_tokens = accumulate_gradients(
+            components, transformer, batch, config, step, sigma, autocast
         )
-        micro = len(batch.samples) // config.parallel.grad_accum
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, len(batch.samples), micro):
-            positions = batch.positions[start : start + micro]
-            chunk = batch.samples[start : start + micro]
-            for sample, position in zip(chunk, positions, strict=True):
-                if dropped[position]:
-                    sample.prompt = ""
-            latent_batch = encode_batch(components, chunk)[0]
-            with autocast:
-                loss = flow_matching_loss(
-                    transformer, latent_batch, sigmas=sigmas[positions], noise=noise[positions]
-                )
-            (loss / config.parallel.grad_accum).backward()
-            loss_sum += loss.detach() / config.parallel.grad_accum
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
         optimizer.step()
@@ -158,8 +195,14 @@ def train(config: TrainConfig) -> Path:
         loss_value = mean_over_ranks(loss_sum)
         elapsed = time.perf_counter() - started
         log.step(
-            step=step, stage=stage.name, task=batch.task, bucket=f"{batch.bucket.width}x{batch.bucket.height}",
-            loss=loss_value, lr=lr, grad_norm=float(grad_norm), tokens_per_s=global_size * num_tokens / elapsed,
+            step=step,
+            stage=stage.name,
+            task=batch.task,
+            bucket=f"{batch.bucket.width}x{batch.bucket.height}",
+            loss=loss_value,
+            lr=lr,
+            grad_norm=float(grad_norm),
+            tokens_per_s=batch.bucket.batch_size * num_tokens / elapsed,
             skipped=batch.skipped,
         )
         bar.update(1)
@@ -174,6 +217,8 @@ def train(config: TrainConfig) -> Path:
     bar.close()
     if loader:
         loader.close()
-    model_dir = export_model(components, transformer, ema if config.export_ema else None, config, out / "model")
+    model_dir = export_model(
+        components, transformer, ema if config.export_ema else None, config, out / "model"
+    )
     log.finish(model_dir)
     return model_dir

@@ -20,17 +20,27 @@ def apply_lora(transformer: torch.nn.Module, config: Lora) -> None:
 
     transformer.requires_grad_(False)
     transformer.add_adapter(
-        LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=config.targets, init_lora_weights="gaussian")
+        LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            target_modules=config.targets,
+            init_lora_weights="gaussian",
+        )
     )
 
 
 def full_state_dict(transformer: torch.nn.Module, ema: EMA | None) -> dict[str, torch.Tensor]:
     """Unsharded weights on the CPU (a collective under FSDP2), with EMA values in place of trained ones."""
-    state = get_model_state_dict(transformer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(
+        transformer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
     if ema is not None:
         for name, value in ema.shadow.items():
-            value = value.full_tensor() if hasattr(value, "full_tensor") else value
-            state[name] = value.detach().cpu().to(state[name].dtype)
+            value = (
+                value.full_tensor() if hasattr(value, "full_tensor") else value
+            )  # a collective: every rank
+            if name in state:  # with cpu_offload only rank 0 receives the full state
+                state[name] = value.detach().cpu().to(state[name].dtype)
     return state
 
 

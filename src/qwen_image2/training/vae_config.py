@@ -52,15 +52,23 @@ class LossConfig(Section):
     l1: float = Field(1.0, ge=0, description="L1 weight (the Qwen-Image-VAE-2.0 loss is L1 + LPIPS + align).")
     l2: float = Field(0.0, ge=0, description="Optional L2 weight.")
     lpips: float = Field(1.0, ge=0, description="LPIPS weight; VA-VAE uses 1.0.")
-    lpips_net: Literal["vgg", "alex"] = Field("vgg", description="vgg is LPIPS's loss net (alex: its metric).")
-    lpips_weights: str | None = Field(None, description="torchvision backbone .pth (default: hub cache).")
+    lpips_net: Literal["vgg", "alex"] = Field(
+        "vgg", description="vgg is LPIPS's loss net (alex: its metric)."
+    )
+    lpips_weights: str | None = Field(
+        None, description="torchvision backbone .pth (default: hub cache); 'random' for smoke tests only."
+    )
     kl: float = Field(0.0, ge=0, description="KL weight; 0 (off) as Qwen-Image-VAE-2.0; VA-VAE used 1e-6.")
 
 
 class AlignConfig(Section):
     enabled: bool = True
-    model: str = Field("random-tiny", description="DINOv2 transformers folder (facebook/dinov2-large) or random-tiny.")
-    layer: int | None = Field(None, ge=0, description="Hidden-state index; default the middle (12 of DINOv2-L's 24).")
+    model: str = Field(
+        "random-tiny", description="DINOv2 transformers folder (facebook/dinov2-large) or random-tiny."
+    )
+    layer: int | None = Field(
+        None, ge=0, description="Hidden-state index; default the middle (12 of DINOv2-L's 24)."
+    )
     cos_weight: float = Field(1.0, ge=0, description="VA-VAE: 1.0.")
     dist_weight: float = Field(1.0, ge=0, description="VA-VAE: 1.0.")
     adaptive: bool = Field(True, description="Scale by ‖∇rec‖/‖∇align‖ at the encoder's last conv (VA-VAE).")
@@ -77,7 +85,9 @@ class Phase(Section):
     margin_cos: float = Field(0.0, ge=0, le=2, description="VA-VAE stages: 0, 0, 0.5.")
     margin_dist: float = Field(0.0, ge=0, le=2, description="VA-VAE stages: 0, 0, 0.25.")
     mixture: dict[str, float] | None = Field(None, description="Source weights for this phase, by name.")
-    buckets: list[BucketConfig] | None = Field(None, description="Resolutions for this phase (default: data's).")
+    buckets: list[BucketConfig] | None = Field(
+        None, description="Resolutions for this phase (default: data's)."
+    )
 
 
 class OptimConfig(Section):
@@ -96,9 +106,12 @@ class VAETrainConfig(Section):
 
     model: str = Field("tiny", description="Start: a preset (random init), a vae folder or a model folder.")
     architecture: dict[str, Any] = Field(
-        default_factory=dict, description="From scratch: overrides of the preset's vae config (e.g. base_dim)."
+        default_factory=dict,
+        description="From scratch: overrides of the preset's vae config (e.g. base_dim).",
     )
-    base_model: str | None = Field(None, description="Also export a full model folder: this one with our VAE.")
+    base_model: str | None = Field(
+        None, description="Also export a full model folder: this one with our VAE."
+    )
     output_dir: str = Field("runs/vae", description="Checkpoints, tensorboard, grids, export, report.")
     seed: int = 0
     max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (default: all phases).")
@@ -123,7 +136,9 @@ class VAETrainConfig(Section):
         for phase in self.phases:
             unknown = set(phase.mixture or {}) - names
             if unknown:
-                raise ValueError(f"phase {phase.name!r} mixes unknown sources {sorted(unknown)}; sources: {sorted(names)}")
+                raise ValueError(
+                    f"phase {phase.name!r} mixes unknown sources {sorted(unknown)}; sources: {sorted(names)}"
+                )
         return self
 
     @property

@@ -37,9 +37,13 @@ def list_source_images(source: SourceConfig) -> list[str]:
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        paths = [str(path.parent / p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist()]
+        paths = [
+            str(path.parent / p) for p in pq.read_table(path, columns=["path"]).column("path").to_pylist()
+        ]
     elif path.suffix == ".jsonl":
-        paths = [str(path.parent / json.loads(line)["path"]) for line in path.read_text().splitlines() if line]
+        paths = [
+            str(path.parent / json.loads(line)["path"]) for line in path.read_text().splitlines() if line
+        ]
     else:
         paths = [str(path.parent / line.strip()) for line in path.read_text().splitlines() if line.strip()]
     if not paths:
@@ -87,7 +91,9 @@ def render_text_image(rng: np.random.Generator, width: int, height: int, fonts, 
         files = cjk if chinese else latin
         font = ImageFont.truetype(str(rng.choice(files)), size) if files else ImageFont.load_default(size)
         position = (int(rng.integers(-8, width - 8)), int(rng.integers(-4, height - 4)))
-        draw.text(position, _words(rng, chinese), font=font, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw.text(
+            position, _words(rng, chinese), font=font, fill=tuple(int(c) for c in rng.integers(0, 256, 3))
+        )
     if rgba:  # a transparent surround half the time: text layers are where RGBA matters
         alpha = np.full((height, width), 255, np.uint8)
         if rng.random() < 0.5:
@@ -140,13 +146,15 @@ class VAEData:
         bucket = buckets[rng.choice(len(buckets), p=probabilities / probabilities.sum())]
         seeds = rng.integers(0, 2**63 - 1, bucket.batch_size)
         jobs = [(source, bucket.width, bucket.height, int(s)) for s in seeds]
-        images = self.pool.map(self._image, *zip(*jobs)) if self.pool else (self._image(*j) for j in jobs)
+        images = (self.pool.map if self.pool else map)(lambda job: self._image(*job), jobs)
         return torch.stack(list(images))
 
     def _image(self, source: SourceConfig, width: int, height: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng(seed)
         if source.kind == "text":
-            return to_pixels(render_text_image(rng, width, height, self.fonts, self.channels == 4), self.channels)
+            return to_pixels(
+                render_text_image(rng, width, height, self.fonts, self.channels == 4), self.channels
+            )
         paths = self.train_images[source.name]
         with Image.open(paths[int(rng.integers(len(paths)))]) as image:
             image.load()
@@ -159,7 +167,9 @@ class VAEData:
         for source in self.config.sources:
             if source.kind == "text":
                 images += [
-                    to_pixels(render_text_image(rng, size, size, self.fonts, self.channels == 4), self.channels)
+                    to_pixels(
+                        render_text_image(rng, size, size, self.fonts, self.channels == 4), self.channels
+                    )
                     for _ in range(self.config.holdout)
                 ]
             else:

@@ -21,7 +21,9 @@ from qwen_image2.errors import UserError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # A random DINOv2 at toy size for tests and CPU recipes (no hub here): patch 14 like the real one.
-TINY_DINOV2 = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14)
+TINY_DINOV2 = dict(
+    hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14
+)
 
 
 def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor, l1: float = 1.0, l2: float = 0.0):
@@ -46,7 +48,9 @@ def margin_cosine_loss(projected: torch.Tensor, features: torch.Tensor, margin: 
     return F.relu(1 - margin - cosine).mean()
 
 
-def margin_distance_matrix_loss(projected: torch.Tensor, features: torch.Tensor, margin: float) -> torch.Tensor:
+def margin_distance_matrix_loss(
+    projected: torch.Tensor, features: torch.Tensor, margin: float
+) -> torch.Tensor:
     """mean over position pairs of ReLU(|S_z − S_f| − margin), S = cosine-similarity matrix of one image's
     positions; (B, D, h, w) each. It matches the latent's internal structure to the features', not values."""
     z = F.normalize(projected.flatten(2), dim=1)

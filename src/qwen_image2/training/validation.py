@@ -23,7 +23,9 @@ def to_image(pixels: torch.Tensor) -> Image.Image:
 class Validator:
     """Holds out `config.holdout` samples (edits first, so that the grid shows some) and evaluates on them."""
 
-    def __init__(self, components, transformer, config: Validation, samples, root: Path, seed: int, out: Path):
+    def __init__(
+        self, components, transformer, config: Validation, samples, root: Path, seed: int, out: Path
+    ):
         self.components, self.transformer, self.config = components, transformer, config
         self.seed, self.out, self.root = seed, out, root
         ordered = sorted(samples, key=lambda s: (s.task != "ti2i", s.id))
@@ -46,7 +48,9 @@ class Validator:
             noise = torch.randn(batch.target.shape, generator=generator)
             for value in self.config.sigmas:
                 sigmas = torch.full((1,), value)
-                losses[value].append(float(flow_matching_loss(self.transformer, batch, sigmas=sigmas, noise=noise)))
+                losses[value].append(
+                    float(flow_matching_loss(self.transformer, batch, sigmas=sigmas, noise=noise))
+                )
         for value, items in losses.items():
             if items:
                 figures[f"heldout_loss_sigma_{value:g}"] = sum(items) / len(items)
@@ -58,10 +62,14 @@ class Validator:
     def sample(self, prompt: str, width: int, height: int, references: list[Image.Image]) -> Image.Image:
         components = self.components
         device, dtype = components.vae.device, components.vae.dtype
-        conditions = encode_conditions(components.text_encoder, components.processor, [prompt], references or None)
+        conditions = encode_conditions(
+            components.text_encoder, components.processor, [prompt], references or None
+        )
         grid = (height // 16, width // 16)
         generator = torch.Generator().manual_seed(self.seed)
-        latents = pack(torch.randn((1, components.vae.config.z_dim, *grid), generator=generator)).to(device, dtype)
+        latents = pack(torch.randn((1, components.vae.config.z_dim, *grid), generator=generator)).to(
+            device, dtype
+        )
         condition_latents, shapes = None, []
         if references:
             encoded = [encode_latents(components.vae, to_pixels([r]).to(device, dtype)) for r in references]
@@ -79,7 +87,9 @@ class Validator:
         for sample in self.holdout:
             if sample.task == "ti2i":
                 loaded = self._load(sample)
-                output = self.sample(loaded.prompt, loaded.image.width, loaded.image.height, loaded.condition_images)
+                output = self.sample(
+                    loaded.prompt, loaded.image.width, loaded.image.height, loaded.condition_images
+                )
                 rows.append([*loaded.condition_images, output, loaded.image])
         self.transformer.train()
         if rows and is_main():

@@ -1,0 +1,266 @@
+"""The VAE trainer: build → optimizer and EMA → data → resume → `while step < total:` → export.
+
+Trains `AutoencoderKLQwenImage21` (any size: a preset with architecture overrides, or existing weights)
+with L1 (+L2) + LPIPS + VA-VAE alignment (+ optional KL), the alignment weight and margins set per phase
+(strong early, relaxed later: Qwen-Image-2.0 report §3.1; VA-VAE's long schedule, reference §2.1).
+No adversarial loss: the report found it redundant at scale. Single process, CPU or one GPU.
+A step's batch is a function of (seed, step) and the loss has no other randomness, so a resumed run
+repeats an uninterrupted one exactly (CPU, fp32).
+"""
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from qwen_image2.config import dump_config
+from qwen_image2.evaluation.reconstruction import psnr, ssim, to_uint8
+from qwen_image2.evaluation.vae_report import comparison_grid
+from qwen_image2.models.presets import build_vae, load_preset, preset_names
+from qwen_image2.models.vae_direct import apply_image_only, check_trainable, decode_raw, encode_moments
+from qwen_image2.training.checkpoint import (
+    ModelAndOptimizer,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from qwen_image2.training.ema import EMA
+from qwen_image2.training.vae_config import Phase, VAETrainConfig
+from qwen_image2.training.vae_data import VAEData
+from qwen_image2.training.vae_export import export_vae, latent_statistics, load_vae
+from qwen_image2.training.vae_losses import (
+    Alignment,
+    adaptive_weight,
+    build_dinov2,
+    kl_loss,
+    lpips_loss,
+    reconstruction_loss,
+)
+
+
+class TrainableVAE(nn.Module):
+    """What the optimizer steps and the checkpoint holds: the VAE and the alignment projection."""
+
+    def __init__(self, vae: nn.Module, alignment: Alignment | None):
+        super().__init__()
+        self.vae, self.alignment = vae, alignment
+
+
+def build_vae_to_train(config: VAETrainConfig):
+    """A preset (random weights from the seed, `architecture` overriding its vae config) or saved weights."""
+    if config.model in preset_names():
+        torch.manual_seed(config.seed)
+        return build_vae(dict(load_preset(config.model)["vae"], **config.architecture))
+    if config.architecture:
+        raise ValueError("architecture overrides apply to a preset (from scratch), not to saved weights")
+    return load_vae(config.model)
+
+
+def compute_losses(
+    model: TrainableVAE, pixels: torch.Tensor, phase: Phase, config: VAETrainConfig, lpips, step: int
+):
+    """(total loss, {name: value}) of one batch of pixels (B, C, H, W) in [-1, 1]."""
+    vae, loss = model.vae, config.loss
+    mean, logvar = encode_moments(vae, pixels)
+    latents = mean
+    if loss.kl:  # with a KL term, decode a posterior sample (seeded by the step: resumable)
+        noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(config.seed * 7919 + step))
+        latents = mean + (0.5 * logvar).exp() * noise.to(mean.device, mean.dtype)
+    reconstruction = decode_raw(vae, latents).float()
+    rec = reconstruction_loss(reconstruction, pixels, loss.l1, loss.l2)
+    terms = {"rec": rec}
+    if lpips is not None:
+        terms["lpips"] = lpips_loss(lpips, reconstruction, pixels)
+        rec = rec + loss.lpips * terms["lpips"]
+    total = rec
+    if loss.kl:
+        terms["kl"] = kl_loss(mean.float(), logvar.float())
+        total = total + loss.kl * terms["kl"]
+    if model.alignment is not None and phase.align_weight > 0:
+        cos, dist = model.alignment(latents, pixels, phase.margin_cos, phase.margin_dist)
+        align = config.align.cos_weight * cos + config.align.dist_weight * dist
+        weight = torch.ones(())
+        if config.align.adaptive and model.training:
+            weight = adaptive_weight(rec, align, vae.encoder.conv_out.weight)
+        terms.update(align_cos=cos, align_dist=dist, align_weight=weight)
+        total = total + phase.align_weight * weight * align
+    terms["total"] = total
+    return total, {name: float(value.detach()) for name, value in terms.items()}
+
+
+@torch.no_grad()
+def validate(
+    vae: nn.Module, pixels: torch.Tensor, batch_size: int = 8
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Held-out PSNR/SSIM under the eval protocol (posterior mode, clamp, uint8, RGB), with the uint8 pairs."""
+    was_training = vae.training
+    vae.eval()
+    device = next(vae.parameters()).device
+    outputs = [
+        decode_raw(vae, encode_moments(vae, chunk.to(device))[0]).float().cpu()
+        for chunk in pixels.split(batch_size)
+    ]
+    vae.train(was_training)
+    reference, reconstruction = to_uint8(pixels[:, :3]), to_uint8(torch.cat(outputs)[:, :3])
+    scores = {
+        "psnr": psnr(reference, reconstruction).mean().item(),
+        "ssim": ssim(reference, reconstruction).mean().item(),
+    }
+    return scores, reference, reconstruction
+
+
+def save_grid(reference: torch.Tensor, reconstruction: torch.Tensor, path: Path, writer, step: int) -> None:
+    pairs = [(str(i), reference[i], reconstruction[i]) for i in range(min(8, len(reference)))]
+    comparison_grid(pairs, path)
+    writer.add_image("val/grid", torch.cat([torch.cat([r, x], dim=2) for _, r, x in pairs], dim=1), step)
+
+
+def log(record: dict, writer, file) -> None:
+    file.write(json.dumps(record) + "\n")
+    file.flush()
+    for name, value in record.items():
+        if name != "step" and isinstance(value, int | float):
+            writer.add_scalar(name, value, record["step"])
+
+
+def open_metrics(path: Path, resume_step: int):
+    """metrics.jsonl for appending, without the lines a killed run wrote after its last checkpoint."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+        path.write_text("".join(f"{line}\n" for line in kept))
+    return path.open("a")
+
+
+def resolve_device(device: str) -> torch.device:
+    return torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+
+
+def build_training(config: VAETrainConfig, device: torch.device):
+    """(vae, trainable model, LPIPS or None, optimizer, EMA or None) for `config`, on `device`."""
+    from qwen_image2.evaluation.reconstruction import build_lpips
+
+    # 1. The model: the VAE, the alignment projection with its frozen foundation model, LPIPS.
+    vae = build_vae_to_train(config)
+    check_trainable(vae)
+    apply_image_only(vae)
+    alignment = None
+    if config.align.enabled:
+        alignment = Alignment(
+            build_dinov2(config.align.model, config.seed), vae.config.z_dim, config.align.layer
+        )
+    model = TrainableVAE(vae, alignment).to(device).train()
+    lpips = None
+    if config.loss.lpips:
+        weights = config.loss.lpips_weights
+        random_backbone = weights == "random"
+        backbone = Path(weights) if weights and not random_backbone else None
+        lpips = build_lpips(config.loss.lpips_net, backbone, random_backbone).to(device)
+
+    # 2. Optimizer and EMA.
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.phases[0].lr, betas=config.optim.betas, weight_decay=config.optim.weight_decay
+    )
+    ema = EMA(vae, config.ema.decay) if config.ema.enabled else None
+
+    return vae, model, lpips, optimizer, ema
+
+
+def finish(config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, step: int) -> dict:
+    """Export `final` with its latent statistics; write and return the report."""
+    out = Path(config.output_dir)
+    final = final.eval()
+    device = next(final.parameters()).device
+    latents_mean, latents_std = latent_statistics(final, holdout.to(device).split(8))
+    final.register_to_config(latents_mean=latents_mean, latents_std=latents_std)
+    scores, _, _ = validate(final, holdout)
+    export = export_vae(final.to("cpu"), out / "export", config.base_model)
+    report = {
+        "steps": step,
+        "export": str(export),
+        "holdout_psnr": scores["psnr"],
+        "holdout_ssim": scores["ssim"],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def train(config: VAETrainConfig) -> dict:
+    """Run (or resume) the training `config` describes; returns the final report (also out/report.json)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    print(dump_config(config), file=sys.stderr)
+    (out / "config.yaml").write_text(dump_config(config))
+
+    # 1-2. The model (VAE, alignment projection, frozen DINOv2), LPIPS, optimizer and EMA.
+    vae, model, lpips, optimizer, ema = build_training(config, device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    # 3. Data: a batch is a function of (seed, step); the held-out set is fixed.
+    data = VAEData(config.data, vae.config.in_channels, config.seed)
+    holdout = data.holdout(config.validation_size)
+
+    # 4. Resume from the latest complete checkpoint, if any.
+    state = {"model": ModelAndOptimizer(model, optimizer), "step": 0, **({"ema": ema} if ema else {})}
+    checkpoint_dir = out / "checkpoints"
+    latest = latest_checkpoint(checkpoint_dir)
+    if latest is not None:
+        load_checkpoint(latest, state)
+        print(f"resumed from {latest}", file=sys.stderr)
+    step = int(state["step"])
+    writer = SummaryWriter(out / "tensorboard", purge_step=step)
+    metrics = open_metrics(out / "metrics.jsonl", step)
+    ema_vae = copy.deepcopy(vae).eval() if ema else None
+    total_steps, started = config.total_steps, time.perf_counter()
+
+    # 5. The loop.
+    while step < total_steps:
+        phase, phase_step = config.phase_at(step)
+        lr = phase.lr * min(1.0, (phase_step + 1) / (phase.warmup_steps + 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        pixels = data.batch(step, phase.mixture, phase.buckets).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            loss, terms = compute_losses(model, pixels, phase, config, lpips, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.optim.grad_clip)
+        optimizer.step()
+        if ema:
+            ema.update(vae)
+        step += 1
+
+        if step % config.log_every == 0 or step == total_steps:
+            record = {"step": step, "phase": phase.name, "lr": lr, "grad_norm": float(grad_norm), **terms}
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            log(record, writer, metrics)
+        if step % config.validate_every == 0 or step == total_steps:
+            scores, reference, reconstruction = validate(vae, holdout)
+            record = {"step": step, "val/psnr": scores["psnr"], "val/ssim": scores["ssim"]}
+            if ema:
+                ema.copy_to(ema_vae)
+                ema_scores, reference, reconstruction = validate(ema_vae, holdout)
+                record.update({"val/psnr_ema": ema_scores["psnr"], "val/ssim_ema": ema_scores["ssim"]})
+            log(record, writer, metrics)
+            save_grid(reference, reconstruction, out / "grids" / f"step-{step:07d}.png", writer, step)
+        if step % config.checkpoint_every == 0 or step == total_steps:
+            state["step"] = step
+            save_checkpoint(checkpoint_dir, step, state, config.keep_checkpoints)
+    writer.close()
+    metrics.close()
+
+    # 6. Export the EMA weights (or the raw ones) as a diffusers vae/ folder, with latent statistics.
+    if ema:
+        ema.copy_to(ema_vae)
+    return finish(config, ema_vae if ema else vae, holdout, step)
