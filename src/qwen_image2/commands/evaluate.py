@@ -1,0 +1,119 @@
+"""`qwen-image2 eval ...`: evaluation commands, one sub-app (`vae`, `pairs`; more benchmarks join it)."""
+
+import json
+from pathlib import Path
+
+import typer
+
+from qwen_image2.commands.options import DEVICE, resolve_device
+from qwen_image2.errors import UserError
+
+eval_app = typer.Typer(help="Evaluate models: VAE reconstruction, image pairs.", no_args_is_help=True)
+
+LPIPS_NET = typer.Option(
+    "none", "--lpips", help="LPIPS backbone: alex (the metric), vgg (OmniDoc's), or none."
+)
+LPIPS_WEIGHTS = typer.Option(
+    None, "--lpips-weights", help="torchvision backbone .pth (default: torch's hub cache)."
+)
+BENCHMARK = typer.Option(
+    "text", "--benchmark", help="Anchor table to place the result in: imagenet, text, omnidoc."
+)
+WORST = typer.Option(8, "--worst", help="Reconstructions shown in the worst-cases PNG.")
+
+
+def _lpips(net: str, weights: Path | None, device: str):
+    if net == "none":
+        return None
+    from qwen_image2.evaluation.reconstruction import build_lpips
+
+    return build_lpips(net, weights).to(device)
+
+
+def _print_summary(result: dict, paths: dict) -> None:
+    shown = {k: v for k, v in result.items() if k not in ("per_image", "skipped_images", "report")}
+    print(json.dumps(shown, indent=2))
+    for row in result["skipped_images"]:
+        typer.echo(f"skipped {row['name']}: {row['reason']}", err=True)
+    typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}", err=True)
+
+
+@eval_app.command("vae")
+def vae(
+    model: str = typer.Option(
+        ..., "--model", "-m", help="A diffusers model folder, its vae/ folder, or a preset."
+    ),
+    data: Path = typer.Option(..., "--data", help="Folder of images to reconstruct."),
+    out: Path = typer.Option(Path("vae_eval.json"), "--out", "-o", help="JSON to write (+ .worst.png, .md)."),
+    size: int = typer.Option(256, "--size", help="Center-crop side in pixels (a multiple of 16)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per VAE call."),
+    lpips: str = LPIPS_NET,
+    lpips_weights: Path = LPIPS_WEIGHTS,
+    fid_weights: Path = typer.Option(
+        None, "--fid-weights", help="Compute rFID with pytorch-fid's Inception (this .pth or the hub cache)."
+    ),
+    benchmark: str = BENCHMARK,
+    worst: int = WORST,
+    device: str = DEVICE,
+) -> None:
+    """Reconstruct a folder of images (fp32, posterior mode) and report PSNR, SSIM, LPIPS and rFID.
+
+    Examples:
+
+      qwen-image2 eval vae --model ./Qwen-Image-2.1 --data ./imagenet-val-1k --benchmark imagenet
+
+      qwen-image2 eval vae --model runs/vae-tiny/export --data ./text-128 --size 128 --out tiny.json
+
+      qwen-image2 eval vae -m ./Qwen-Image-2.1 --data ./omnidoc --lpips vgg --benchmark omnidoc
+    """
+    from qwen_image2.evaluation.reconstruction import build_fid_features, evaluate_vae, list_images
+    from qwen_image2.evaluation.vae_report import save_report
+    from qwen_image2.training.vae_export import load_vae
+
+    if size <= 0 or size % 16:
+        raise UserError(f"--size {size}: must be a positive multiple of 16 (the VAE folds 16x16 pixels)")
+    device = resolve_device(device)
+    paths = list_images(data)
+    vae_model = load_vae(model).to(device)
+    fid = build_fid_features(fid_weights) if fid_weights is not None else None
+    result, worst_pairs = evaluate_vae(
+        vae_model, paths, size, batch_size, _lpips(lpips, lpips_weights, device), fid, keep=worst
+    )
+    result.update(model=model, data=str(data), size=size, lpips_net=lpips, protocol="vae_eval_perf.md §4")
+    setting = f"f{vae_model.config.scale_factor_spatial}c{vae_model.config.z_dim}"
+    _print_summary(result, save_report(result, worst_pairs, out, Path(model).name, setting, benchmark))
+
+
+@eval_app.command("pairs")
+def pairs(
+    reference: Path = typer.Argument(..., help="Folder of reference (ground-truth) images."),
+    prediction: Path = typer.Argument(..., help="Folder of reconstructions, matched by file name stem."),
+    out: Path = typer.Option(
+        Path("pairs_eval.json"), "--out", "-o", help="JSON to write (+ .worst.png, .md)."
+    ),
+    lpips: str = LPIPS_NET,
+    lpips_weights: Path = LPIPS_WEIGHTS,
+    benchmark: str = BENCHMARK,
+    worst: int = WORST,
+    device: str = DEVICE,
+) -> None:
+    """Score two folders of images matched by name (PSNR, SSIM, optional LPIPS), e.g. any VAE's outputs.
+
+    Images are compared as they are (no resizing); a missing counterpart, an unreadable file or a size
+    mismatch is skipped, counted and listed.
+
+    Examples:
+
+      qwen-image2 eval pairs ./gt ./recon --out recon.json
+
+      qwen-image2 eval pairs ./omnidoc/gt ./flux-recon --lpips vgg --benchmark omnidoc
+    """
+    from qwen_image2.evaluation.reconstruction import evaluate_pairs
+    from qwen_image2.evaluation.vae_report import save_report
+
+    device = resolve_device(device)
+    result, worst_pairs = evaluate_pairs(
+        reference, prediction, _lpips(lpips, lpips_weights, device), keep=worst
+    )
+    result.update(reference=str(reference), prediction=str(prediction), lpips_net=lpips)
+    _print_summary(result, save_report(result, worst_pairs, out, prediction.name, "—", benchmark))

@@ -1,0 +1,116 @@
+"""The VAE trainer end to end: exact resume after kill -9, export, data mixture, config."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qwen_image2.cli import main
+from qwen_image2.config import load_config
+from qwen_image2.errors import UserError
+from qwen_image2.models.loading import load_components
+from qwen_image2.training.checkpoint import latest_checkpoint
+from qwen_image2.training.vae import build_vae_to_train
+from qwen_image2.training.vae_config import VAETrainConfig
+from qwen_image2.training.vae_data import VAEData
+from qwen_image2.training.vae_export import load_vae
+
+
+def records(path):
+    """metrics.jsonl without wall-clock fields."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def run_cli(args):
+    threads = torch.get_num_threads()
+    try:
+        main(args)
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), exit_.code
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_resume_after_kill_matches_uninterrupted_losses(tiny_recipe, tmp_path):
+    recipe = tiny_recipe()
+    run_cli(["train-vae", str(recipe), f"output_dir={tmp_path / 'reference'}"])
+    reference = records(tmp_path / "reference" / "metrics.jsonl")
+    assert [r["step"] for r in reference if "total" in r] == list(range(1, 13))
+
+    killed_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "qwen_image2", "train-vae", str(recipe), f"output_dir={killed_dir}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed_dir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and any(r.get("step", 0) >= 4 for r in records(metrics)):
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed mid-way"
+    last = latest_checkpoint(killed_dir / "checkpoints")
+    assert last is not None and int(last.name.split("-")[1]) < 12
+
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert records(metrics) == reference  # every loss, lr, grad norm and validation figure, bit for bit
+
+
+def test_train_vae_exports_a_vae_folder_and_a_full_model_that_load(tiny_recipe, tmp_path):
+    recipe = tiny_recipe(max_steps=4, base_model="tiny")
+    run_cli(["train-vae", str(recipe)])
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert report["steps"] == 4 and np.isfinite(report["holdout_psnr"])
+    exported = load_vae(run / "export")
+    components = load_components(run / "export")
+    assert torch.equal(components.vae.decoder.conv_out.weight, exported.decoder.conv_out.weight)
+    assert exported.config.latents_std != [1.0] * 64  # measured statistics, not the preset's identity
+    assert (run / "grids" / "step-0000004.png").is_file()
+    assert list((run / "tensorboard").iterdir())
+    initial = build_vae_to_train(load_config(VAETrainConfig, recipe))
+    for name, parameter in initial.named_parameters():
+        if ".time_conv." not in name:  # frozen: images never reach them
+            assert not torch.equal(parameter, exported.state_dict()[name]), f"{name} did not change"
+
+
+def test_a_batch_is_a_function_of_seed_and_step_and_phases_choose_sources(tiny_recipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGBA", (40, 36), (i * 60, 20, 200, 128)).save(folder / f"{i}.png")
+    sources = [{"name": "text", "kind": "text"}, {"name": "photos", "kind": "folder", "path": str(folder)}]
+    config = load_config(VAETrainConfig, tiny_recipe(), [f"data.sources={json.dumps(sources)}"])
+    data = VAEData(config.data, channels=4, seed=1)
+    assert torch.equal(data.batch(7), VAEData(config.data, channels=4, seed=1).batch(7))
+    assert not torch.equal(data.batch(7), data.batch(8))
+    photos = data.batch(5, mixture={"text": 0.0, "photos": 1.0})
+    assert photos.shape[1] == 4 and torch.allclose(
+        photos[:, 3], torch.tensor(128 / 127.5 - 1), atol=1e-6
+    )  # alpha kept
+    assert data.held_out["photos"] == [str(folder / "0.png"), str(folder / "1.png")]
+    assert str(folder / "0.png") not in data.train_images["photos"]
+    assert data.holdout(32).shape == (4, 4, 32, 32)  # 2 text + 2 held-out files
+
+
+def test_rgb_architecture_trains_on_three_channels(tiny_recipe):
+    config = load_config(VAETrainConfig, tiny_recipe(), ["architecture={in_channels: 3, out_channels: 3}"])
+    vae = build_vae_to_train(config)
+    assert vae.config.in_channels == 3 and VAEData(config.data, 3, 0).batch(0).shape[1] == 3
+
+
+def test_phase_schedule_and_config_errors(tiny_recipe):
+    config = load_config(VAETrainConfig, tiny_recipe())
+    assert [config.phase_at(s)[0].name for s in (0, 3, 4, 11)] == ["align", "align", "loosen", "loosen"]
+    assert config.phase_at(5)[1] == 1 and config.total_steps == 12
+    with pytest.raises(UserError, match="unknown sources"):
+        load_config(VAETrainConfig, tiny_recipe(), ["phases=[{name: a, steps: 1, mixture: {nope: 1}}]"])
+    with pytest.raises(UserError, match="did you mean"):
+        load_config(VAETrainConfig, tiny_recipe(), ["loss.lpip=1"])
