@@ -58,8 +58,11 @@ def export_model(
             from diffusers import QwenImage21Pipeline
             from peft.utils import get_peft_model_state_dict
 
+            # The adapter metadata carries lora_alpha; without it a loader assumes alpha = rank (scale 1).
             QwenImage21Pipeline.save_lora_weights(
-                folder / "lora", transformer_lora_layers=get_peft_model_state_dict(fresh)
+                folder / "lora",
+                transformer_lora_layers=get_peft_model_state_dict(fresh),
+                transformer_lora_adapter_metadata=fresh.peft_config["default"].to_dict(),
             )
             fresh.fuse_lora()
             fresh.unload_lora()
