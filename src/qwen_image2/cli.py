@@ -12,7 +12,7 @@ from qwen_image2.commands import arena
 from qwen_image2.commands import curate
 from qwen_image2.commands import evaluate
 from qwen_image2.commands import generate
-from qwen_image2.commands import synth, train
+from qwen_image2.commands import cache, synth, train
 from qwen_image2.commands import vae
 from qwen_image2.errors import UserError
 
@@ -27,6 +27,7 @@ app.command("generate")(generate.generate)
 app.command("edit")(generate.edit)
 app.command("train")(train.train)
 app.command("synth")(synth.synth)
+app.command("cache")(cache.cache)
 app.command("curate")(curate.curate)
 app.add_typer(arena.app, name="arena")
 app.command("train-vae")(vae.train_vae)

@@ -27,7 +27,7 @@ data: {{manifest: {shapes}, num_workers: 1}}
 validation: {{every: 0, holdout: 0}}
 stages:
   - {{name: a, steps: 3, resolution: 64, t2i_ratio: 1.0, lr: 1.0e-3, buckets: [{{aspect: "1:1", batch_size: 4}}]}}
-  - {{name: b, steps: 3, resolution: 64, t2i_ratio: 0.5, lr: 5.0e-4, buckets: [{{aspect: "3:2", batch_size: 4}}]}}
+  - {{name: b, steps: 3, resolution: 96, t2i_ratio: 0.5, lr: 5.0e-4, buckets: [{{aspect: "3:2", batch_size: 4}}]}}
 """
     )
     return recipe

@@ -82,11 +82,15 @@ def test_shipped_recipes_validate_and_match_the_reports_table_2():
     by_phase = {"pretrain": 0, "continual": 0, "sft": 0}
     for stage in report.stages:
         by_phase[stage.name.split("-")[0]] += stage.steps
-        expected = {"pretrain": (1e-4, 0.9), "continual": (2e-5, 0.7), "sft": (1e-5, 0.7)}[stage.name.split("-")[0]]
+        expected = {"pretrain": (1e-4, 0.9), "continual": (2e-5, 0.7), "sft": (1e-5, 0.7)}[
+            stage.name.split("-")[0]
+        ]
         assert (stage.lr, stage.t2i_ratio) == expected
         batch = {256: 32768, 512: 16384, 1024: 8192, 2048: 4096}
         assert all(b.batch_size == batch[stage.resolution] for b in stage.buckets)
     assert by_phase == {"pretrain": 700_000, "continual": 250_000, "sft": 10_000}
-    assert report.optim.weight_decay == 0.001 and report.optim.grad_clip == 1.0 and report.caption_dropout == 0.1
+    assert (
+        report.optim.weight_decay == 0.001 and report.optim.grad_clip == 1.0 and report.caption_dropout == 0.1
+    )
     tiny = load_config(TrainConfig, root / "tiny.yaml")
     assert tiny.model == "tiny" and len(tiny.stages) == 3

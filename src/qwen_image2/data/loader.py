@@ -14,9 +14,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
+from qwen_image2.data.cache import CacheError, CacheReader, cache_key
 from qwen_image2.data.records import Sample
-from qwen_image2.diffusion.loss import TrainingSample
+from qwen_image2.diffusion.loss import SampleEncoding, TrainingSample
 from qwen_image2.errors import UserError
+
+
+@dataclass
+class CachedSample:
+    """A sample read from the cache: its encoding, and for edits the empty-instruction encoding."""
+
+    encoding: SampleEncoding
+    unconditional: SampleEncoding | None
 
 
 @dataclass
@@ -26,7 +35,7 @@ class LoadedBatch:
     step: int
     task: str
     bucket: Bucket
-    samples: list[TrainingSample]
+    samples: list[TrainingSample | CachedSample]
     positions: list[int]  # positions in the global batch, for per-sample randomness shared by all ranks
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample path, reason)
 
@@ -59,8 +68,11 @@ def build_buckets(resolution: int, specs) -> list[Bucket]:
 class StageLoader:
     """Draws, decodes and slices the batches of one stage."""
 
-    def __init__(self, samples, root, stage, seed, rank=0, world=1, grad_accum=1, num_workers=2, exclude=()):
+    def __init__(
+        self, samples, root, stage, seed, rank=0, world=1, grad_accum=1, num_workers=2, exclude=(), cache=None
+    ):
         self.samples, self.root = samples, Path(root)
+        self.cache: CacheReader | None = cache
         self.rank, self.world = rank, world
         self.buckets = build_buckets(stage.resolution, stage.buckets)
         for bucket in self.buckets:
@@ -87,6 +99,15 @@ class StageLoader:
         start = int(np.flatnonzero(pool == index)[0])
         for offset in range(len(pool)):
             sample: Sample = self.samples[int(pool[(start + offset) % len(pool)])]
+            key = cache_key(sample.id, bucket.width, bucket.height)
+            if self.cache is not None and key in self.cache:
+                try:
+                    unconditional = (
+                        self.cache.get(key, True) if self.cache.index[key]["unconditional"] else None
+                    )
+                    return CachedSample(self.cache.get(key), unconditional), skipped
+                except CacheError:
+                    skipped.append((sample.path, "corrupt cache shard"))  # fall back to the images
             try:
                 image = fit_to(open_image(resolve(sample.path, self.root)), bucket.width, bucket.height)
                 conditions = [

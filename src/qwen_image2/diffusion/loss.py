@@ -69,55 +69,75 @@ def to_pixels(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1
 
 
-def layout_key(sample: TrainingSample) -> tuple:
-    return (sample.image.size, tuple(image.size for image in sample.condition_images))
+@dataclass
+class SampleEncoding:
+    """One sample through the frozen encoders (what a cache stores). Shapes: `target` (N, C) packed latents,
+    `embeds` (L, D) condition states, `slots` (L,) bool image-slot mask, `condition_latents` (Nc, C) or None;
+    grids are (h, w) in latent cells."""
+
+    target: torch.Tensor
+    target_grid: tuple[int, int]
+    embeds: torch.Tensor
+    slots: torch.Tensor
+    condition_latents: torch.Tensor | None = None
+    condition_grids: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def layout(self) -> tuple:
+        return (self.target_grid, tuple(self.condition_grids))
 
 
 @torch.no_grad()
+def encode_sample(components: Components, sample: TrainingSample) -> SampleEncoding:
+    """Encode one raw sample with the frozen Qwen3-VL and VAE (posterior mode, normalised)."""
+    device, dtype = components.vae.device, components.vae.dtype
+    conditions = encode_conditions(
+        components.text_encoder, components.processor, [sample.prompt], sample.condition_images
+    )
+    target = encode_latents(components.vae, to_pixels([sample.image]).to(device, dtype))
+    latents = [
+        encode_latents(components.vae, to_pixels([img]).to(device, dtype)) for img in sample.condition_images
+    ]
+    return SampleEncoding(
+        target=pack(target)[0],
+        target_grid=tuple(target.shape[-2:]),
+        embeds=conditions.embeds[0],
+        slots=conditions.image_pad_mask[0],
+        condition_latents=torch.cat([pack(latent)[0] for latent in latents]) if latents else None,
+        condition_grids=[tuple(latent.shape[-2:]) for latent in latents],
+    )
+
+
+def stack_encodings(encodings: list[SampleEncoding]) -> LatentBatch:
+    """Samples of one layout -> a `LatentBatch`, text right-padded to the longest prompt."""
+    if len({e.layout for e in encodings}) != 1:
+        raise ValueError("stack_encodings needs samples of one layout (target and condition sizes)")
+    first = encodings[0]
+    condition_latents = None
+    if first.condition_latents is not None:
+        condition_latents = torch.stack([e.condition_latents for e in encodings])
+    return LatentBatch(
+        target=torch.stack([e.target for e in encodings]),
+        target_grid=first.target_grid,
+        conditions=pad_conditions([e.embeds for e in encodings], [e.slots for e in encodings]),
+        condition_latents=condition_latents,
+        condition_grids=first.condition_grids,
+    )
+
+
 def encode_batch(
     components: Components, samples: list[TrainingSample], caption_dropout: float = 0.0, seed: int = 0
 ) -> list[LatentBatch]:
-    """Encode raw samples (frozen encoder and VAE) into layout groups; captions dropped with probability
-    `caption_dropout` (text only: an edit keeps its reference images) for unconditional training."""
+    """Encode raw samples into layout groups; captions dropped with probability `caption_dropout` (text only:
+    an edit keeps its reference images) for unconditional training."""
     rng = random.Random(seed)
-    groups: dict[tuple, list[TrainingSample]] = defaultdict(list)
+    groups: dict[tuple, list[SampleEncoding]] = defaultdict(list)
     for sample in samples:
-        groups[layout_key(sample)].append(sample)
-    device, dtype = components.vae.device, components.vae.dtype
-    batches = []
-    for group in groups.values():
-        prompts = ["" if rng.random() < caption_dropout else s.prompt for s in group]
-        references = group[0].condition_images
-        # Each sample has its own references, so encode one by one and stack (the layout is shared).
-        parts = [
-            encode_conditions(
-                components.text_encoder, components.processor, [prompt], sample.condition_images
-            )
-            for prompt, sample in zip(prompts, group, strict=True)
-        ]
-        conditions = stack_conditions(parts)
-        target = encode_latents(components.vae, to_pixels([s.image for s in group]).to(device, dtype))
-        condition_latents, grids = None, []
-        if references:
-            per_image = [
-                encode_latents(
-                    components.vae, to_pixels([s.condition_images[k] for s in group]).to(device, dtype)
-                )
-                for k in range(len(references))
-            ]
-            grids = [tuple(latent.shape[-2:]) for latent in per_image]
-            condition_latents = torch.cat([pack(latent) for latent in per_image], dim=1)
-        batches.append(
-            LatentBatch(pack(target), tuple(target.shape[-2:]), conditions, condition_latents, grids)
-        )
-    return batches
-
-
-def stack_conditions(parts: list[Conditions]) -> Conditions:
-    """Stack single-sample conditions of one layout, right-padding the text to the longest."""
-    states = [p.embeds[0][: int(p.mask[0].sum()) if p.mask is not None else None] for p in parts]
-    slots = [p.image_pad_mask[0][: s.shape[0]] for p, s in zip(parts, states, strict=True)]
-    return pad_conditions(states, slots)
+        if rng.random() < caption_dropout:
+            sample = TrainingSample("", sample.image, sample.condition_images)
+        encoding = encode_sample(components, sample)
+        groups[encoding.layout].append(encoding)
+    return [stack_encodings(group) for group in groups.values()]
 
 
 def draw_sigmas_and_noise(

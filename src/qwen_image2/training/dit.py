@@ -7,6 +7,7 @@ uninterrupted one exactly, and N ranks reproduce one process with the same globa
 
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,20 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from qwen_image2.config import dump_config
-from qwen_image2.data.loader import StageLoader
+from qwen_image2.data.cache import CacheReader
+from qwen_image2.data.loader import CachedSample, StageLoader
 from qwen_image2.data.records import load_samples
-from qwen_image2.diffusion.loss import SigmaConfig, draw_sigmas_and_noise, encode_batch, flow_matching_loss
+from qwen_image2.diffusion.loss import (
+    SampleEncoding,
+    SigmaConfig,
+    TrainingSample,
+    draw_sigmas_and_noise,
+    encode_sample,
+    flow_matching_loss,
+    stack_encodings,
+)
 from qwen_image2.errors import UserError
+from qwen_image2.models.conditioning import Conditions, encode_conditions
 from qwen_image2.models.loading import load_components
 from qwen_image2.training.checkpoint import (
     ModelAndOptimizer,
@@ -60,7 +71,24 @@ def max_over_ranks(value: int, device: torch.device) -> int:
     return int(tensor)
 
 
-def accumulate_gradients(components, transformer, batch, config: TrainConfig, step: int, sigma, autocast):
+def encode_for_training(
+    components, sample: TrainingSample | CachedSample, dropped: bool, empty_prompt: Conditions
+) -> SampleEncoding:
+    """The sample's encoding from the cache or the frozen encoders, with its caption dropped if drawn so."""
+    if isinstance(sample, TrainingSample):
+        prompt = "" if dropped else sample.prompt
+        return encode_sample(components, TrainingSample(prompt, sample.image, sample.condition_images))
+    if not dropped:
+        return sample.encoding
+    if sample.unconditional is not None:
+        return sample.unconditional
+    # A T2I sample's empty prompt is the same for every sample: encoded once per run.
+    return replace(sample.encoding, embeds=empty_prompt.embeds[0], slots=empty_prompt.image_pad_mask[0])
+
+
+def accumulate_gradients(
+    components, transformer, batch, config: TrainConfig, step: int, sigma, autocast, empty_prompt: Conditions
+):
     """Forward and backward over this rank's micro-batches; returns (mean loss, target tokens per sample).
 
     Caption dropout, σ and noise are drawn for the whole global batch from (seed, step) and sliced by the
@@ -79,10 +107,11 @@ def accumulate_gradients(components, transformer, batch, config: TrainConfig, st
     for start in range(0, len(batch.samples), micro):
         positions = batch.positions[start : start + micro]
         chunk = batch.samples[start : start + micro]
-        for sample, position in zip(chunk, positions, strict=True):
-            if dropped[position]:
-                sample.prompt = ""
-        latent_batch = encode_batch(components, chunk)[0]
+        encodings = [
+            encode_for_training(components, sample, bool(dropped[position]), empty_prompt)
+            for sample, position in zip(chunk, positions, strict=True)
+        ]
+        latent_batch = stack_encodings(encodings)
         # Text is right-padded and the target's RoPE positions follow the padded length, so every rank pads
         # to the longest prompt of the global micro-batch: the result cannot depend on the sharding.
         length = max_over_ranks(latent_batch.conditions.embeds.shape[1], device)
@@ -149,6 +178,8 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     # 4. Data: held-out samples first, then one loader per stage
     samples = read_manifest(config.data.manifest)
     root = Path(config.data.root or Path(config.data.manifest).parent)
+    cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
+    empty_prompt = encode_conditions(components.text_encoder, components.processor, [""])
     validator = Validator(components, transformer, config.validation, samples, root, config.seed, out)
     total = config.total_steps
     loader, loader_stage, pending = None, None, None
@@ -171,6 +202,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
                 grad_accum=config.parallel.grad_accum,
                 num_workers=config.data.num_workers,
                 exclude=validator.holdout_ids,
+                cache=cache,
             )
             loader_stage, pending = stage_index, loader.prefetch(step - stage_start)
         started = time.perf_counter()
@@ -182,7 +214,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
             group["lr"] = lr
 
         loss_sum, num_tokens = accumulate_gradients(
-            components, transformer, batch, config, step, sigma, autocast
+            components, transformer, batch, config, step, sigma, autocast, empty_prompt
         )
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm

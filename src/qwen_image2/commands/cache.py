@@ -1,0 +1,64 @@
+"""`qwen-image2 cache`."""
+
+from pathlib import Path
+
+import typer
+
+from qwen_image2.commands.options import DEVICE, DTYPE, resolve_device, resolve_dtype
+from qwen_image2.errors import UserError
+
+
+def cache(
+    manifest: Path = typer.Argument(..., help="Parquet manifest in the shared sample schema."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="The model whose encoder and VAE to cache (folder/preset)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Cache folder (shards + index.json); reruns resume."),
+    recipe: Path = typer.Option(
+        None, "--recipe", help="Cache the bucket sizes of every stage of this recipe."
+    ),
+    resolution: int = typer.Option(
+        None, "--resolution", help="Without --recipe: the standard aspect buckets here."
+    ),
+    shard_size: int = typer.Option(256, "--shard-size", help="Samples per shard file."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Precompute VAE latents and Qwen3-VL condition states for training.
+
+    Examples:
+
+      qwen-image2 cache data/shapes/manifest.parquet --model tiny --out cache/shapes --recipe recipes/tiny.yaml
+
+      qwen-image2 cache curated/manifest.parquet -m /models/Qwen-Image-2.1 -o cache/256 --resolution 256
+    """
+    if (recipe is None) == (resolution is None):
+        raise UserError("give exactly one of --recipe or --resolution")
+    from qwen_image2.data.buckets import ASPECT_RATIOS, Bucket, bucket_size, nearest_bucket
+    from qwen_image2.data.caching import build_cache
+    from qwen_image2.data.loader import build_buckets
+    from qwen_image2.models.loading import load_components
+    from qwen_image2.training.dit import read_manifest
+
+    if recipe is not None:
+        from qwen_image2.config import load_config
+        from qwen_image2.training.config import TrainConfig
+
+        stages = load_config(TrainConfig, recipe, [f"data.manifest={manifest}"]).stages
+        plans = [(build_buckets(s.resolution, s.buckets), s.min_side) for s in stages]
+    else:
+        plans = [([Bucket(*bucket_size(resolution, a), 1, 1.0) for a in ASPECT_RATIOS], 0)]
+
+    def sizes(sample) -> list[tuple[int, int]]:
+        found = []
+        for buckets, min_side in plans:
+            if min(sample.width, sample.height) >= min_side:
+                bucket = buckets[nearest_bucket(sample.width or 1, sample.height or 1, buckets)]
+                found.append((bucket.width, bucket.height))
+        return list(dict.fromkeys(found))
+
+    device = resolve_device(device)
+    components = load_components(model, dtype=resolve_dtype(dtype, device), device=device)
+    samples = read_manifest(str(manifest))
+    report = build_cache(samples, manifest.parent, components, sizes, out, shard_size)
+    typer.echo(" ".join(f"{k}={v}" for k, v in report.items()))

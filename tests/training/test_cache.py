@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+from training_helpers import run_cli
+
+from qwen_image2.config import load_config
+from qwen_image2.data.cache import CacheError, CacheReader
+from qwen_image2.training.config import TrainConfig
+from qwen_image2.training.dit import train
+
+
+@pytest.fixture
+def cached(small_recipe, shapes, tmp_path):
+    out = tmp_path / "cache"
+    result = run_cli(
+        "cache",
+        str(shapes),
+        "--model",
+        "tiny",
+        "--out",
+        str(out),
+        "--recipe",
+        str(small_recipe),
+        "--shard-size",
+        "8",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_cache_covers_every_sample_at_its_bucket_sizes_and_resumes(cached, small_recipe, shapes):
+    index = json.loads((cached / "index.json").read_text())
+    # 36 samples, two stages with one bucket each (1:1 and 3:2 at 64p): every sample at both sizes.
+    assert len(index) == 72
+    assert len({entry["shard"] for entry in index.values()}) == 9
+    edits = [k for k, e in index.items() if e["unconditional"]]
+    assert len(edits) == 24  # 12 edits x 2 sizes keep their empty-instruction states
+    again = run_cli(
+        "cache", str(shapes), "--model", "tiny", "--out", str(cached), "--recipe", str(small_recipe)
+    )
+    assert "already cached=72" in again.stdout and "cached=" not in again.stdout.replace("already cached", "")
+
+
+def test_training_from_the_cache_equals_training_from_images(cached, small_recipe, tmp_path):
+    base = [f"output_dir={tmp_path / 'online'}", "max_steps=4"]
+    train(load_config(TrainConfig, small_recipe, base))
+    train(
+        load_config(
+            TrainConfig,
+            small_recipe,
+            [f"output_dir={tmp_path / 'cached'}", "max_steps=4", f"data.cache_dir={cached}"],
+        )
+    )
+    online = [json.loads(x)["loss"] for x in (tmp_path / "online" / "metrics.jsonl").read_text().splitlines()]
+    from_cache = [
+        json.loads(x)["loss"] for x in (tmp_path / "cached" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert online == pytest.approx(from_cache, rel=1e-5, abs=1e-6)
+
+
+def test_corrupt_cache_shard_is_skipped_counted_and_images_used(cached, small_recipe, tmp_path):
+    for shard in sorted(cached.glob("shard-*.safetensors"))[:3]:
+        shard.write_bytes(b"garbage")
+    reader = CacheReader(cached)
+    broken = next(k for k, e in reader.index.items() if e["shard"] == "shard-000000.safetensors")
+    with pytest.raises(CacheError, match="unreadable"):
+        reader.get(broken)
+    train(
+        load_config(
+            TrainConfig,
+            small_recipe,
+            [f"output_dir={tmp_path / 'r'}", "max_steps=4", f"data.cache_dir={cached}"],
+        )
+    )
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["steps"] == 4 and report["skipped_rows"]["corrupt cache shard"] > 0
+    assert torch.isfinite(torch.tensor(report["final_loss"]))
