@@ -1,0 +1,25 @@
+"""The throughput benchmark's code paths (GPU mode's bf16 autocast and channels-last) at toy size on CPU."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "vae_throughput.py"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("vae_throughput", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_benchmark_reports_speedup_and_stays_within_tolerance_of_fp32_stock(benchmark, precision):
+    args = ["--size", "32", "--images", "2", "--batch-size", "2", "--repeats", "1", "--precision", precision]
+    result = benchmark.main(args)
+    assert result["within_tolerance"], result
+    assert result["speedup"] > 0 and result["ours"]["bf16"] == (precision == "bf16")
+    assert "cores" in result["machine"]
