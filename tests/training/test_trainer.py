@@ -172,3 +172,24 @@ def test_bucket_batch_that_cannot_be_split_names_the_bucket(small_recipe, tmp_pa
     config = load_config(TrainConfig, small_recipe, [f"output_dir={tmp_path / 'x'}", "parallel.grad_accum=3"])
     with pytest.raises(UserError, match="bucket 64x64 has batch size 4"):
         train(config)
+
+
+def test_activation_checkpointing_matches_and_bf16_trains(small_recipe, tmp_path):
+    base = ["max_steps=2", "ema.enabled=false"]
+    plain = train(load_config(TrainConfig, small_recipe, [*base, f"output_dir={tmp_path / 'plain'}"]))
+    checkpointed = train(
+        load_config(
+            TrainConfig,
+            small_recipe,
+            [*base, f"output_dir={tmp_path / 'ac'}", "parallel.activation_checkpointing=true"],
+        )
+    )
+    assert losses(plain.parent) == pytest.approx(losses(checkpointed.parent), rel=1e-6)
+    bf16 = train(
+        load_config(
+            TrainConfig,
+            small_recipe,
+            [*base, f"output_dir={tmp_path / 'bf16'}", "parallel.mixed_precision=bf16"],
+        )
+    )
+    assert losses(bf16.parent) == pytest.approx(losses(plain.parent), rel=0.05)
