@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU machines this project is developed on have this pair on local disk; a GPU user may override, e.g.
 #   make test TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-DEBIAN_PACKAGES ?= postgresql chromium
+DEBIAN_PACKAGES ?= postgresql chromium tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim fonts-noto-cjk fonts-dejavu-core fonts-liberation
 
 .PHONY: demo test lint format clean
 

@@ -82,16 +82,13 @@ def _moved(element: TextElement, centre: tuple[float, float]) -> TextElement:
     return replace(element, xy=(round(element.xy[0] + dx), round(element.xy[1] + dy)))
 
 
-def change_text(rng, scene: Scene, style: Style) -> Edit | None:
-    lines = [i for i in _text_indices(scene) if scene.elements[i].role != "paragraph"]
-    if not lines:
-        return None  # rewriting a whole paragraph is not a text edit a user asks for
-    index = pick(rng, lines)
+def change_text_to(scene: Scene, index: int, text: str) -> Edit | None:
+    """Replace the text of element `index` by `text`, same face, colour and place (smaller only if it must
+    be to fit the width); None when it cannot fit."""
     old: TextElement = scene.elements[index]
-    text = _new_text(rng, old, scene.lang, style)
     box = element_box(old)
     limit = scene.size[0] * 0.9 if old.anchor == "ma" else scene.size[0] - box[0] - 4
-    font_size = min(old.size, fit_size(text, old.font, limit, scene.size[1]))  # shrink only to fit the width
+    font_size = min(old.size, fit_size(text, old.font, limit, scene.size[1]))
     new = _moved(replace(old, text=text, size=font_size), ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
     if old.anchor == "la":  # left-aligned text keeps its left edge and top, as a text tool would
         new = replace(new, xy=old.xy)
@@ -100,6 +97,14 @@ def change_text(rng, scene: Scene, style: Style) -> Edit | None:
     instruction = f"Change the text {quoted(old.text, scene.lang)} to {quoted(text, scene.lang)}."
     target = scene.with_element(index, new)
     return Edit("change_text", instruction, target, (box, element_box(new)), old.text, text)
+
+
+def change_text(rng, scene: Scene, style: Style) -> Edit | None:
+    lines = [i for i in _text_indices(scene) if scene.elements[i].role != "paragraph"]
+    if not lines:
+        return None  # rewriting a whole paragraph is not a text edit a user asks for
+    index = pick(rng, lines)
+    return change_text_to(scene, index, _new_text(rng, scene.elements[index], scene.lang, style))
 
 
 def change_colour(rng, scene: Scene, style: Style) -> Edit | None:

@@ -129,10 +129,11 @@ def wrap(text_words: list[str], font: str, size: int, max_width: float, joiner: 
 # --------------------------------------------------------------------------------------------- layouts
 
 
-def word_poster(rng: np.random.Generator, size, lang: str, style: Style) -> Scene:
-    """One short word, as large as fits in 80% of the width and 55% of the height, near the centre."""
+def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: str | None = None) -> Scene:
+    """One short word (`text`, else a drawn training word), as large as fits in 70-85% of the width and
+    55% of the height, near the centre."""
     background = pick_background(rng, style)
-    text = single_text(rng, style, lang, size)
+    text = text or single_text(rng, style, lang, size)
     font = pick_font(rng, style, lang, bold=True)
     width, height = size
     font_size = fit_size(text, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
