@@ -84,8 +84,8 @@ class QwenImage2Pipeline(DiffusionPipeline):
         """A diffusers folder (e.g. a copy of Qwen/Qwen-Image-2.1) or a preset name with random weights."""
         return cls.from_components(load_components(model, dtype=dtype, device=device, seed=seed))
 
-    @property
-    def components_(self) -> Components:
+    def as_components(self) -> Components:
+        """The pipeline's parts as `Components` (for saving, training or evaluation)."""
         return Components(
             self.transformer,
             self.vae,
@@ -97,7 +97,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
 
     def save_pretrained(self, folder: str | Path, **_) -> Path:
         """A diffusers folder that stock `QwenImage21Pipeline.from_pretrained` loads."""
-        return save_components(self.components_, folder)
+        return save_components(self.as_components(), folder)
 
     def encode_prompt(self, prompts: list[str], images: list[Image.Image] | None = None) -> Conditions:
         """Prompts with already prepared condition images -> `Conditions` (see models/conditioning.py)."""
