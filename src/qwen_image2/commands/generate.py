@@ -4,7 +4,19 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import DEVICE, DTYPE, MODEL, SEED, parse_size, read_image
+from qwen_image2.commands.options import (
+    DEVICE,
+    DTYPE,
+    GUIDANCE,
+    MODEL,
+    NEGATIVE_PROMPT,
+    NO_KV_CACHE,
+    NUM_IMAGES,
+    SEED,
+    STEPS,
+    parse_size,
+    read_image,
+)
 from qwen_image2.errors import UserError
 
 
@@ -12,15 +24,13 @@ def generate(
     prompt: str = typer.Argument(..., help="What to draw; put text to render in quotes."),
     model: str = MODEL,
     size: str = typer.Option("1024x1024", "--size", help="WIDTHxHEIGHT in pixels, multiples of 32."),
-    steps: int = typer.Option(40, "--steps", help="Denoising steps."),
+    steps: int = STEPS,
     seed: int = SEED,
-    guidance: float = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt."),
-    negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
-    num_images: int = typer.Option(1, "--num-images", help="Images to generate for the prompt."),
+    guidance: float = GUIDANCE,
+    negative_prompt: str = NEGATIVE_PROMPT,
+    num_images: int = NUM_IMAGES,
     out: Path = typer.Option(Path("output.png"), "--out", "-o", help="PNG to write (alpha kept)."),
-    no_kv_cache: bool = typer.Option(
-        False, "--no-kv-cache", help="Recompute the prompt's tokens every step."
-    ),
+    no_kv_cache: bool = NO_KV_CACHE,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -35,22 +45,17 @@ def generate(
       qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
     """
     width, height = parse_size(size)
-    run(
-        prompt,
-        [],
-        model,
-        width,
-        height,
-        steps,
-        seed,
-        guidance,
-        negative_prompt,
-        num_images,
-        out,
-        no_kv_cache,
-        device,
-        dtype,
+    settings = dict(
+        steps=steps,
+        seed=seed,
+        guidance=guidance,
+        negative_prompt=negative_prompt,
+        num_images=num_images,
+        no_kv_cache=no_kv_cache,
+        device=device,
+        dtype=dtype,
     )
+    run(prompt, [], model, width, height, out, **settings)
 
 
 def edit(
@@ -61,15 +66,13 @@ def edit(
         None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."
     ),
     resolution: int = typer.Option(1024, "--resolution", help="Condition images are resized to this area²."),
-    steps: int = typer.Option(40, "--steps", help="Denoising steps."),
+    steps: int = STEPS,
     seed: int = SEED,
-    guidance: float = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt."),
-    negative_prompt: str = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1."),
-    num_images: int = typer.Option(1, "--num-images", help="Images to generate."),
+    guidance: float = GUIDANCE,
+    negative_prompt: str = NEGATIVE_PROMPT,
+    num_images: int = NUM_IMAGES,
     out: Path = typer.Option(Path("edited.png"), "--out", "-o", help="PNG to write (alpha kept)."),
-    no_kv_cache: bool = typer.Option(
-        False, "--no-kv-cache", help="Recompute the prompt's tokens every step."
-    ),
+    no_kv_cache: bool = NO_KV_CACHE,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -85,23 +88,17 @@ def edit(
         raise UserError(f"{len(image)} images given; at most 10 condition images are supported")
     width, height = parse_size(size) if size else (None, None)
     images = [read_image(path) for path in image]
-    run(
-        instruction,
-        images,
-        model,
-        width,
-        height,
-        steps,
-        seed,
-        guidance,
-        negative_prompt,
-        num_images,
-        out,
-        no_kv_cache,
-        device,
-        dtype,
-        resolution,
+    settings = dict(
+        steps=steps,
+        seed=seed,
+        guidance=guidance,
+        negative_prompt=negative_prompt,
+        num_images=num_images,
+        no_kv_cache=no_kv_cache,
+        device=device,
+        dtype=dtype,
     )
+    run(instruction, images, model, width, height, out, resolution=resolution, **settings)
 
 
 def run(
@@ -110,12 +107,13 @@ def run(
     model,
     width,
     height,
+    out: Path,
+    *,
     steps,
     seed,
     guidance,
     negative_prompt,
     num_images,
-    out,
     no_kv_cache,
     device,
     dtype,

@@ -17,6 +17,11 @@ DTYPE = typer.Option(
 SEED = typer.Option(
     0, "--seed", help="Seed of torch.Generator('cpu') for the initial noise, as stock diffusers."
 )
+STEPS = typer.Option(40, "--steps", help="Denoising steps.")
+GUIDANCE = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt.")
+NEGATIVE_PROMPT = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1.")
+NUM_IMAGES = typer.Option(1, "--num-images", help="Images to generate.")
+NO_KV_CACHE = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step.")
 
 
 def resolve_device(device: str) -> str:
