@@ -83,7 +83,8 @@ def vae(
     )
     result.update(model=model, data=str(data), size=size, lpips_net=lpips, protocol="vae_eval_perf.md §4")
     setting = f"f{vae_model.config.scale_factor_spatial}c{vae_model.config.z_dim}"
-    _print_summary(result, save_report(result, worst_pairs, out, Path(model).name, setting, benchmark))
+    name = Path(model).resolve().parent.name if Path(model).name in ("export", "vae") else Path(model).name
+    _print_summary(result, save_report(result, worst_pairs, out, name, setting, benchmark))
 
 
 @eval_app.command("pairs")

@@ -18,8 +18,8 @@ def load_vae(
 ) -> AutoencoderKLQwenImage21:
     """A model folder (its vae/), a vae folder (config.json), or a preset built with random weights."""
     path = Path(model)
-    if (path / "model_index.json").is_file():
-        path = path / "vae"
+    if (path / "model_index.json").is_file() or (path / "vae" / "config.json").is_file():
+        path = path / "vae"  # a full model folder, or our export without a base model
     if (path / "config.json").is_file():
         return AutoencoderKLQwenImage21.from_pretrained(path, torch_dtype=dtype).eval()
     if str(model) in preset_names():

@@ -97,6 +97,10 @@ class Alignment(nn.Module):
         self.projection = nn.Conv2d(z_dim, config.hidden_size, kernel_size=1, bias=False)
         self.foundation = foundation  # frozen: requires_grad_(False) in build_dinov2, eval always
         self.layer = config.num_hidden_layers // 2 if layer is None else layer
+        if not 0 <= self.layer <= config.num_hidden_layers:
+            raise UserError(
+                f"align.layer {layer}: the foundation model has layers 0..{config.num_hidden_layers}"
+            )
         self.patch_size = config.patch_size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
