@@ -2,7 +2,7 @@
 
 They use only `vocabulary.HELDOUT_EN`/`HELDOUT_ZH` words, which the renderer never writes, in the fonts,
 colours and caption form of the `words` style, which it does: "words and combinations the model did not
-train on, within what it was taught" (issue 5). Regenerate with `python -m qwen_image2.evaluation.heldout`
+train on, within what it was taught". Regenerate with `python -m qwen_image2.evaluation.heldout`
 (the files are committed; a test checks that the JSONL matches this code).
 
 - words_en.jsonl: single-word EN word-poster prompts ({"prompt", "text", "lang"}).
