@@ -8,12 +8,7 @@ import sys
 
 import typer
 
-from qwen_image2.commands import arena
-from qwen_image2.commands import curate
-from qwen_image2.commands import evaluate
-from qwen_image2.commands import generate
-from qwen_image2.commands import cache, synth, train
-from qwen_image2.commands import vae
+from qwen_image2.commands import arena, cache, curate, evaluate, generate, synth, train, vae
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
