@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from qwen_image2.cli import main
+from qwen_image2.data.loader import read_manifest
 from qwen_image2.data.synthetic import fonts, vocabulary
 from qwen_image2.data.synthetic.captions import caption, quoted
 from qwen_image2.data.synthetic.edits import EDITS, make_edit
@@ -15,7 +16,6 @@ from qwen_image2.data.synthetic.layouts import FULL, LAYOUTS, WORDS, build_scene
 from qwen_image2.data.synthetic.scene import TextElement, element_box, padded, render_mask, render_scene
 from qwen_image2.data.synthetic.writer import TextDataConfig, write_text_dataset
 from qwen_image2.errors import UserError
-from qwen_image2.training.dit import read_manifest
 
 SMALL = TextDataConfig(tiers=(64, 128, 256), shard_size=8)
 

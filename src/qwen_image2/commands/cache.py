@@ -36,9 +36,8 @@ def cache(
         raise UserError("give exactly one of --recipe or --resolution")
     from qwen_image2.data.buckets import ASPECT_RATIOS, Bucket, bucket_size, nearest_bucket
     from qwen_image2.data.caching import build_cache
-    from qwen_image2.data.loader import build_buckets
+    from qwen_image2.data.loader import build_buckets, read_manifest
     from qwen_image2.models.loading import load_components
-    from qwen_image2.training.dit import read_manifest
 
     if recipe is not None:
         from qwen_image2.config import load_config

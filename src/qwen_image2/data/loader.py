@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
 from qwen_image2.data.cache import CacheError, CacheReader, cache_key
-from qwen_image2.data.records import Sample
+from qwen_image2.data.records import Sample, load_samples
 from qwen_image2.diffusion.loss import SampleEncoding, TrainingSample
 from qwen_image2.errors import UserError
 
@@ -38,6 +38,16 @@ class LoadedBatch:
     samples: list[TrainingSample | CachedSample]
     positions: list[int]  # positions in the global batch, for per-sample randomness shared by all ranks
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample path, reason)
+
+
+def read_manifest(path: str) -> list[Sample]:
+    """The samples of a manifest: a curated one's passing rows, or every row of one made by `synth`."""
+    import pyarrow.parquet as pq
+
+    if not Path(path).is_file():
+        raise UserError(f"manifest {path} does not exist; make one with `qwen-image2 curate` or `synth`")
+    curated = "passed" in pq.read_schema(path).names
+    return load_samples(path, passed_only=curated)
 
 
 def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:

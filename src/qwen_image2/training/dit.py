@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 from qwen_image2.config import dump_config
 from qwen_image2.data.cache import CacheReader
-from qwen_image2.data.loader import CachedSample, StageLoader
-from qwen_image2.data.records import load_samples
+from qwen_image2.data.loader import CachedSample, StageLoader, read_manifest
 from qwen_image2.diffusion.loss import (
     SampleEncoding,
     SigmaConfig,
@@ -28,7 +27,6 @@ from qwen_image2.diffusion.loss import (
     flow_matching_loss,
     stack_encodings,
 )
-from qwen_image2.errors import UserError
 from qwen_image2.models.conditioning import Conditions, encode_conditions
 from qwen_image2.models.loading import load_components
 from qwen_image2.training.checkpoint import (
@@ -45,15 +43,6 @@ from qwen_image2.training.logging import RunLog
 from qwen_image2.training.parallelize import apply_parallelism, init_distributed
 from qwen_image2.training.schedule import learning_rate, stage_at
 from qwen_image2.training.validation import Validator
-
-
-def read_manifest(path: str) -> list:
-    import pyarrow.parquet as pq
-
-    if not Path(path).is_file():
-        raise UserError(f"data.manifest {path} does not exist; make one with `qwen-image2 curate` or `synth`")
-    curated = "passed" in pq.read_schema(path).names
-    return load_samples(path, passed_only=curated)
 
 
 def mean_over_ranks(value: torch.Tensor) -> float:
