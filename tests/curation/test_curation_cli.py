@@ -18,19 +18,15 @@ def run(argv, capsys) -> tuple[int, str, str]:
     return exit_info.value.code, captured.out, captured.err
 
 
+def curate_argv(tmp_path, *options: str) -> list[str]:
+    """`curate` of the corpus in tmp_path/c into tmp_path/o, with `options`."""
+    return ["curate", str(tmp_path / "c"), "--out", str(tmp_path / "o"), *options]
+
+
 def test_default_filters_without_tokenizer_stop_with_the_fix(tmp_path, capsys):
     plain_corpus(tmp_path / "c", 2)
     code, _, err = run(
-        [
-            "curate",
-            str(tmp_path / "c"),
-            "--out",
-            str(tmp_path / "o"),
-            "--workers",
-            "0",
-            "--clip-weights",
-            "random",
-        ],
+        curate_argv(tmp_path, "--workers", "0", "--clip-weights", "random"),
         capsys,
     )
     assert code == 2
@@ -41,16 +37,7 @@ def test_default_filters_without_tokenizer_stop_with_the_fix(tmp_path, capsys):
 def test_default_filters_without_clip_weights_stop_with_the_fix(tmp_path, capsys, tokenizer_dir):
     plain_corpus(tmp_path / "c", 2)
     code, _, err = run(
-        [
-            "curate",
-            str(tmp_path / "c"),
-            "--out",
-            str(tmp_path / "o"),
-            "--workers",
-            "0",
-            "--tokenizer",
-            str(tokenizer_dir),
-        ],
+        curate_argv(tmp_path, "--workers", "0", "--tokenizer", str(tokenizer_dir)),
         capsys,
     )
     assert code == 2 and "--clip-weights" in err and "--filters" in err
@@ -66,9 +53,7 @@ def test_default_filters_without_clip_weights_stop_with_the_fix(tmp_path, capsys
 )
 def test_bad_options_name_what_was_wrong(tmp_path, capsys, args, message):
     plain_corpus(tmp_path / "c", 1)
-    code, _, err = run(
-        ["curate", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--workers", "0", *args], capsys
-    )
+    code, _, err = run(curate_argv(tmp_path, "--workers", "0", *args), capsys)
     assert code == 2 and message in err
 
 
@@ -85,18 +70,15 @@ def test_stages_file_with_a_typo_names_the_closest_key(tmp_path, capsys):
     (tmp_path / "stages.yaml").write_text("stages:\n  mine:\n    entropy: {min_scor: 4}\n")
     plain_corpus(tmp_path / "c", 1)
     code, _, err = run(
-        [
-            "curate",
-            str(tmp_path / "c"),
-            "--out",
-            str(tmp_path / "o"),
+        curate_argv(
+            tmp_path,
             "--stage",
             "mine",
             "--stages-file",
             str(tmp_path / "stages.yaml"),
             "--filters",
             "entropy",
-        ],
+        ),
         capsys,
     )
     assert code == 2 and "min_scor" in err and "did you mean 'min_score'" in err
@@ -105,18 +87,9 @@ def test_stages_file_with_a_typo_names_the_closest_key(tmp_path, capsys):
 def test_curate_then_rethreshold_from_the_command_line(tmp_path, capsys):
     plain_corpus(tmp_path / "c", 4, sizes=((300, 280), (700, 600)))
     code, out, _ = run(
-        [
-            "curate",
-            str(tmp_path / "c"),
-            "--out",
-            str(tmp_path / "o"),
-            "--workers",
-            "0",
-            "--filters",
-            "broken,resolution,duplicate,entropy",
-            "--format",
-            "json",
-        ],
+        curate_argv(
+            tmp_path, "--workers", "0", "--filters", "broken,resolution,duplicate,entropy", "--format", "json"
+        ),
         capsys,
     )
     assert code == 0

@@ -15,8 +15,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DB_HELP = (
-    "SQLAlchemy URL of the vote store: sqlite:///FILE (default ./arena.db) or postgresql://USER:PW@HOST/DB."
+# One --db option for serve, import and export (as in `commands/options.py`); the default is
+# `storage.DEFAULT_DB_URL`, written out so that the CLI starts without importing SQLAlchemy.
+DB = typer.Option(
+    "sqlite:///arena.db",
+    "--db",
+    help="SQLAlchemy URL of the vote store: sqlite:///FILE (default ./arena.db) or postgresql://USER:PW@HOST/DB.",
 )
 
 
@@ -90,7 +94,7 @@ def ratings(
 
 @app.command("serve")
 def serve(
-    db: str = typer.Option("sqlite:///arena.db", "--db", help=DB_HELP),
+    db: str = DB,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     admin_token: str | None = typer.Option(
@@ -130,7 +134,7 @@ def import_(
     board: str = typer.Option(
         "t2i", "--board", help="t2i, or edit (prompts.jsonl lines then name 'sources')."
     ),
-    db: str = typer.Option("sqlite:///arena.db", "--db", help=DB_HELP),
+    db: str = DB,
 ) -> None:
     """Add one model's generation set to the arena; sets of different models pair up by prompt.
 
@@ -153,7 +157,7 @@ def import_(
 @app.command("export")
 def export(
     out: Path = typer.Option(..., "--out", help="Where to write the votes, one JSON object a line."),
-    db: str = typer.Option("sqlite:///arena.db", "--db", help=DB_HELP),
+    db: str = DB,
     include_banned: bool = typer.Option(
         False, "--include-banned", help="Also export votes of banned voters."
     ),

@@ -36,6 +36,11 @@ DEFAULT_FILTERS: tuple[str, ...] = FILTER_ORDER
 ALWAYS_ON: tuple[str, ...] = ("broken", "orientation")
 
 
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -119,8 +124,7 @@ class RunSettings(_Strict):
     def _known_filters(self) -> RunSettings:
         for name in self.filters:
             if name not in FILTER_ORDER:
-                close = difflib.get_close_matches(name, FILTER_ORDER, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = _did_you_mean(name, FILTER_ORDER)
                 raise ValueError(f"unknown filter {name!r}{hint}; choose from {', '.join(FILTER_ORDER)}")
         return self
 
@@ -136,8 +140,7 @@ def parse_filters(text: str | None) -> tuple[str, ...]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     for name in names:
         if name not in FILTER_ORDER:
-            close = difflib.get_close_matches(name, FILTER_ORDER, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = _did_you_mean(name, FILTER_ORDER)
             raise UserError(
                 f"--filters: unknown filter {name!r}{hint}; choose from {', '.join(FILTER_ORDER)}"
             )
@@ -197,7 +200,6 @@ def load_stages(path: str | Path | None = None) -> dict[str, StageThresholds]:
 def stage_thresholds(stage: str, stages_file: str | Path | None = None) -> StageThresholds:
     stages = load_stages(stages_file)
     if stage not in stages:
-        close = difflib.get_close_matches(stage, list(stages), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _did_you_mean(stage, stages)
         raise UserError(f"--stage: unknown stage {stage!r}{hint}; the stages file has {', '.join(stages)}")
     return stages[stage]

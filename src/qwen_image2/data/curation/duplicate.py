@@ -85,13 +85,7 @@ def _pairs_within(codes: np.ndarray, radius: int, chunk: int = 65536) -> np.ndar
     index = faiss.IndexBinaryMultiHash(PHASH_BITS, 4, 16)
     index.nflip = 2
     index.add(codes)
-    pairs = []
-    for start in range(0, len(codes), chunk):
-        lims, _, ids = index.range_search(codes[start : start + chunk], radius + 1)  # strict "<" in FAISS
-        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
-        keep = ids > query
-        pairs.append(np.stack([query[keep], ids[keep]], axis=1))
-    return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+    return _range_pairs(index, codes, radius + 1, chunk)  # strict "<" in FAISS
 
 
 def _semantic_pairs(embeddings: np.ndarray, threshold: float, chunk: int = 16384) -> np.ndarray:
@@ -101,9 +95,14 @@ def _semantic_pairs(embeddings: np.ndarray, threshold: float, chunk: int = 16384
     emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
     index = faiss.IndexFlatIP(emb.shape[1])
     index.add(emb)
+    return _range_pairs(index, emb, threshold, chunk)
+
+
+def _range_pairs(index, data: np.ndarray, radius: float, chunk: int) -> np.ndarray:
+    """All (i, j), i < j, that `index` (holding `data`) returns for a range search of `data` itself."""
     pairs = []
-    for start in range(0, len(emb), chunk):
-        lims, _, ids = index.range_search(emb[start : start + chunk], threshold)
+    for start in range(0, len(data), chunk):
+        lims, _, ids = index.range_search(data[start : start + chunk], radius)
         query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64))
         keep = ids > query
         pairs.append(np.stack([query[keep], ids[keep]], axis=1))

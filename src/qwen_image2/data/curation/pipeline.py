@@ -54,11 +54,11 @@ def check_models(settings: RunSettings) -> None:
     """Load every selected model once, here, so a missing one stops the run before any work starts;
     the settings a user most often forgets are checked first, before anything slow loads."""
     from qwen_image2.data.curation.clip import check_clip_settings
-    from qwen_image2.data.curation.tokens import load_tokenizer
+    from qwen_image2.data.curation.tokens import check_tokenizer_settings
     from qwen_image2.data.curation.worker import build_filters
 
     if "tokens" in settings.filters:
-        load_tokenizer(settings.tokenizer)
+        check_tokenizer_settings(settings.tokenizer)
     if "clip" in settings.filters:
         check_clip_settings(settings.clip_model, settings.clip_weights)
     build_filters(settings)
@@ -73,16 +73,15 @@ def _finish(
     throughput: dict,
 ) -> CurationResult:
     df = table.to_pandas()
-    decisions = decide(df, thresholds, filters)
-    manifest = pa.Table.from_pandas(
-        pd.concat([df.reset_index(drop=True), decisions.reset_index(drop=True)], axis=1), preserve_index=False
-    )
+    decisions = decide(df, thresholds, filters)  # indexed like df (a RangeIndex)
+    decided = pd.concat([df, decisions], axis=1)
+    manifest = pa.Table.from_pandas(decided, preserve_index=False)
     manifest = manifest.cast(
         pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns])
     )
     meta = {"stage": stage, "filters": list(filters), "thresholds": thresholds.model_dump()}
     write_atomic(manifest, out / "manifest.parquet", metadata=meta)
-    report = write_report(pd.concat([df, decisions], axis=1), out, stage, filters, thresholds, throughput)
+    report = write_report(decided, out, stage, filters, thresholds, throughput)
     return CurationResult(out / "manifest.parquet", report)
 
 
@@ -107,9 +106,10 @@ def curate(
     thresholds = stage_thresholds(stage, stages_file)
     out = Path(out)
     existing = out / "manifest.parquet"
-    if existing.exists() and read_metadata(existing).get("stage") != stage:
+    decided_for = read_metadata(existing).get("stage") if existing.exists() else stage
+    if decided_for != stage:
         raise UserError(
-            f"{existing} was decided for stage {read_metadata(existing).get('stage')!r}; use --rethreshold "
+            f"{existing} was decided for stage {decided_for!r}; use --rethreshold "
             f"{existing} --stage {stage}, or another --out"
         )
     shards = list_shards(sources, shard_size)

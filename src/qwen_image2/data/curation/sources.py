@@ -21,6 +21,7 @@ from qwen_image2.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 CAPTION_EXTENSIONS = (".txt", ".caption")
+_TAR_IMAGE_EXTENSIONS = frozenset(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 URL_SCHEMES = ("http://", "https://", "file://")
 
 
@@ -201,13 +202,13 @@ def _read_tar(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
                         yield _tar_item(shard, current)
                     current = None
                 current = current or {"key": key}
-                if ext.rsplit(".", 1)[-1] in {e.lstrip(".") for e in IMAGE_EXTENSIONS}:
+                if ext.rsplit(".", 1)[-1] in _TAR_IMAGE_EXTENSIONS:
                     if member.size > max_bytes:
                         current["error"] = f"file larger than {max_bytes} bytes"
                         current["image"] = b""
                     else:
                         current["image"] = tar.extractfile(member).read()
-                elif ext in {".txt", ".caption"}:
+                elif ext in CAPTION_EXTENSIONS:
                     current["caption"] = tar.extractfile(member).read().decode("utf-8", "replace").strip()
     except (tarfile.TarError, OSError, EOFError) as err:
         if current is not None and current.get("image") is not None:

@@ -20,12 +20,17 @@ def keep_tokens(columns: Mapping[str, np.ndarray], thresholds: TokenThresholds) 
     return ((score >= thresholds.min_tokens) & (score <= thresholds.max_tokens)) | np.isnan(score)
 
 
-def load_tokenizer(path: str | None):
+def check_tokenizer_settings(path: str | None) -> None:
+    """The user-fixable mistake, found without loading anything."""
     if not path:
         raise UserError(
             "the tokens filter needs the Qwen tokenizer: pass --tokenizer FOLDER (a folder that "
             "transformers.AutoTokenizer loads), or leave the filter out with --filters"
         )
+
+
+def load_tokenizer(path: str | None):
+    check_tokenizer_settings(path)
     from transformers import AutoTokenizer
 
     try:

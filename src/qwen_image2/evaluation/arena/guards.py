@@ -112,10 +112,13 @@ def downsample_prompts(
     frequent = {prompt for prompt, count in counts.items() if count > cutoff}
     if not frequent:
         return list(votes), 0
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, vote in enumerate(votes):
+        if vote.prompt in frequent:
+            positions[vote.prompt].append(i)
     rng = np.random.default_rng(seed)
     keep = set()
     for prompt in sorted(frequent):
-        positions = [i for i, vote in enumerate(votes) if vote.prompt == prompt]
-        keep.update(rng.choice(positions, size=cutoff, replace=False).tolist())
+        keep.update(rng.choice(positions[prompt], size=cutoff, replace=False).tolist())
     kept = [vote for i, vote in enumerate(votes) if vote.prompt not in frequent or i in keep]
     return kept, len(votes) - len(kept)

@@ -118,9 +118,10 @@ def parse_manifest(
         if category is None and len(sources) > 1:
             category = MULTI_IMAGE_EDIT
         item = SetItem(row["prompt"], _lookup(files, row["image"], where, max_bytes), category, sources)
-        if item.prompt_key(board) in seen:
+        key = item.prompt_key(board)
+        if key in seen:
             raise ArenaError(422, f"{where}: the same prompt appears twice in this set")
-        seen.add(item.prompt_key(board))
+        seen.add(key)
         items.append(item)
     if not items:
         raise ArenaError(422, f"{MANIFEST} lists no images")
