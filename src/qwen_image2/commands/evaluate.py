@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import DEVICE, DTYPE, SEED, resolve_device
+from qwen_image2.commands.options import DEVICE, DTYPE, SEED, resolve_device, resolve_dtype
 from qwen_image2.errors import UserError
 
 eval_app = typer.Typer(
@@ -171,7 +171,6 @@ def text(
     check_tesseract(sorted({e.lang for e in entries}))  # before the model loads: fail in a second
     if not Path(model).is_dir() and (Path(model).suffix or "/" in model):
         raise UserError(f"model folder {model} does not exist")
-    from qwen_image2.commands.options import resolve_dtype
     from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
     device = resolve_device(device)

@@ -236,11 +236,11 @@ LABEL_LINES = 3
 def _label_font(size: int = 13):
     from PIL import ImageFont
 
-    from qwen_image2.data.synthetic.fonts import CJK, LATIN
+    from qwen_image2.data.synthetic.fonts import CJK, LATIN, load_font
 
     for spec in (CJK[1], LATIN[2]):  # Noto CJK draws the Chinese readings too; DejaVu otherwise
         if Path(spec.path).is_file():
-            return ImageFont.truetype(spec.path, size, index=spec.index)
+            return load_font(spec, size)
     return ImageFont.load_default(size)
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from qwen_image2.commands.options import resolve_device
 from qwen_image2.config import dump_config
-from qwen_image2.evaluation.reconstruction import psnr, ssim, to_uint8
+from qwen_image2.evaluation.reconstruction import build_lpips, psnr, ssim, to_uint8
 from qwen_image2.evaluation.vae_report import comparison_grid
 from qwen_image2.models.presets import build_vae, load_preset, preset_names
 from qwen_image2.models.vae_direct import apply_image_only, check_trainable, decode_raw, encode_moments
@@ -135,16 +136,8 @@ def open_metrics(path: Path, resume_step: int):
     return path.open("a")
 
 
-def resolve_device(device: str) -> torch.device:
-    return torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-
-
 def build_training(config: VAETrainConfig, device: torch.device):
     """(vae, trainable model, LPIPS or None, optimizer, EMA or None) for `config`, on `device`."""
-    from qwen_image2.evaluation.reconstruction import build_lpips
-
     # 1. The model: the VAE, the alignment projection with its frozen foundation model, LPIPS.
     vae = build_vae_to_train(config)
     check_trainable(vae)
@@ -197,7 +190,7 @@ def train(config: VAETrainConfig) -> dict:
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    device = torch.device(resolve_device(config.device))
     if config.threads:
         torch.set_num_threads(config.threads)
     print(dump_config(config), file=sys.stderr)
@@ -205,7 +198,7 @@ def train(config: VAETrainConfig) -> dict:
 
     # 1-2. The model (VAE, alignment projection, frozen DINOv2), LPIPS, optimizer and EMA.
     vae, model, lpips, optimizer, ema = build_training(config, device)
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    parameters = optimizer.param_groups[0]["params"]  # the trainable ones, as build_training chose them
 
     # 3. Data: a batch is a function of (seed, step); the held-out set is fixed.
     data = VAEData(config.data, vae.config.in_channels, config.seed)

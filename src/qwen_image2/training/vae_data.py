@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from qwen_image2.data.loader import open_image
 from qwen_image2.errors import UserError
 from qwen_image2.evaluation.reconstruction import IMAGE_SUFFIXES
 from qwen_image2.training.vae_config import DataConfig, SourceConfig
@@ -127,11 +128,11 @@ class VAEData:
     def __init__(self, config: DataConfig, channels: int, seed: int):
         self.config, self.channels, self.seed = config, channels, seed
         self.fonts = find_fonts()
-        self.images = {s.name: list_source_images(s) for s in config.sources if s.kind != "text"}
-        self.held_out = {name: paths[: config.holdout] for name, paths in self.images.items()}
+        images = {s.name: list_source_images(s) for s in config.sources if s.kind != "text"}
+        self.held_out = {name: paths[: config.holdout] for name, paths in images.items()}
         self.train_images = {
             name: paths[config.holdout :] if len(paths) > config.holdout else paths
-            for name, paths in self.images.items()
+            for name, paths in images.items()
         }
         self.pool = ThreadPoolExecutor(config.num_workers) if config.num_workers else None
 
@@ -156,9 +157,8 @@ class VAEData:
                 render_text_image(rng, width, height, self.fonts, self.channels == 4), self.channels
             )
         paths = self.train_images[source.name]
-        with Image.open(paths[int(rng.integers(len(paths)))]) as image:
-            image.load()
-            return to_pixels(random_crop(image, width, height, rng), self.channels)
+        image = open_image(Path(paths[int(rng.integers(len(paths)))]))
+        return to_pixels(random_crop(image, width, height, rng), self.channels)
 
     def holdout(self, size: int) -> torch.Tensor:
         """Fixed validation pixels (N, C, size, size): held-out files, plus text images from a separate seed."""
@@ -174,8 +174,8 @@ class VAEData:
                 ]
             else:
                 for path in self.held_out[source.name]:
-                    with Image.open(path) as image:
-                        images.append(to_pixels(random_crop(image, size, size, rng), self.channels))
+                    image = open_image(Path(path))
+                    images.append(to_pixels(random_crop(image, size, size, rng), self.channels))
         if not images:
             raise UserError("data.holdout is 0 or no source has images: nothing to validate on")
         return torch.stack(images)

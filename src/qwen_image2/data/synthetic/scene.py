@@ -15,6 +15,8 @@ from qwen_image2.data.synthetic.fonts import font_by_name, load_font
 Box = tuple[int, int, int, int]
 # Anti-aliasing and strokes bleed a pixel or two past the measured glyph box.
 MASK_PADDING = 2
+# The multiline `align` that keeps each line under its anchor.
+ALIGN = {"la": "left", "ma": "center", "ra": "right"}
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,13 @@ _MEASURE = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 def text_box(element: TextElement) -> Box:
     """The pixel box the text's ink covers, stroke included."""
     font = load_font(font_by_name(element.font), element.size)
-    align = {"la": "left", "ma": "center", "ra": "right"}[element.anchor]
     box = _MEASURE.multiline_textbbox(
         element.xy,
         element.text,
         font=font,
         anchor=element.anchor,
         spacing=element.spacing,
-        align=align,
+        align=ALIGN[element.anchor],
         stroke_width=element.stroke,
     )
     return tuple(int(v) for v in box)
@@ -127,7 +128,6 @@ def render_scene(scene: Scene) -> Image.Image:
         if isinstance(element, ShapeElement):
             _draw_shape(draw, element)
             continue
-        align = {"la": "left", "ma": "center", "ra": "right"}[element.anchor]
         draw.multiline_text(
             element.xy,
             element.text,
@@ -135,7 +135,7 @@ def render_scene(scene: Scene) -> Image.Image:
             font=load_font(font_by_name(element.font), element.size),
             anchor=element.anchor,
             spacing=element.spacing,
-            align=align,
+            align=ALIGN[element.anchor],
             stroke_width=element.stroke,
             stroke_fill=COLOURS[element.stroke_colour],
         )
