@@ -76,14 +76,19 @@ class MixtureSampler:
         bucket_total = sum(self.buckets[b].probability for b in buckets_of_task)
         return task_weight * self.buckets[bucket].probability / bucket_total if bucket_total else 0.0
 
-    def draw(self, step: int) -> tuple[str, int, np.ndarray]:
-        """The batch of `step` (a pure function of seed and step): task, bucket index, sample indices."""
+    def draw_slots(self, step: int) -> tuple[str, int, np.ndarray]:
+        """The batch of `step` (a pure function of seed and step): task, bucket index, and positions in
+        that (task, bucket) pool, so a loader can walk on from a position without searching the pool."""
         rng = np.random.default_rng([self.seed, step])
         task, bucket = self.keys[rng.choice(len(self.keys), p=self.probabilities)]
-        pool = self.pools[(task, bucket)]
+        pool_size = len(self.pools[(task, bucket)])
         size = self.buckets[bucket].batch_size
-        indices = rng.choice(pool, size=size, replace=len(pool) < size)
-        return task, bucket, indices
+        return task, bucket, rng.choice(pool_size, size=size, replace=pool_size < size)
+
+    def draw(self, step: int) -> tuple[str, int, np.ndarray]:
+        """Like `draw_slots`, with sample indices in place of pool positions."""
+        task, bucket, slots = self.draw_slots(step)
+        return task, bucket, self.pools[(task, bucket)][slots]
 
     def __iter__(self):
         return self

@@ -2,12 +2,13 @@
 sample and bucket size, in sharded safetensors files, so that training skips both frozen encoders.
 
 A sample is cached under `id@WxH` (its bucket size) with its conditional encoding and, for edits, the
-encoding with an empty instruction (caption dropout keeps the images). Shards are written to a temporary
+text states of an empty instruction (caption dropout keeps the images, so those depend on the sample). Shards are written to a temporary
 name and renamed, then the index is rewritten; a rerun skips every key the index already has.
 """
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -64,8 +65,9 @@ class CacheWriter:
         tensors, entries = {}, {}
         for key, (encoding, unconditional) in self.pending.items():
             tensors.update(_tensors(f"{key}/cond", encoding))
-            if unconditional is not None:
-                tensors.update(_tensors(f"{key}/uncond", unconditional))
+            if unconditional is not None:  # latents are the same; only the text states differ
+                tensors[f"{key}/uncond.embeds"] = unconditional.embeds.detach().cpu().contiguous()
+                tensors[f"{key}/uncond.slots"] = unconditional.slots.to(torch.uint8).cpu().contiguous()
             entries[key] = {
                 "shard": shard,
                 "target_grid": list(encoding.target_grid),
@@ -96,30 +98,36 @@ class CacheReader:
     def __contains__(self, key: str) -> bool:
         return key in self.index
 
-    def get(self, key: str, unconditional: bool = False) -> SampleEncoding:
-        """The conditional encoding, or with `unconditional` the empty-prompt one (None for T2I samples,
-        whose empty prompt does not depend on the sample)."""
+    def get(self, key: str) -> tuple[SampleEncoding, SampleEncoding | None]:
+        """The conditional encoding and, for an edit, the empty-instruction one (None for T2I samples, whose
+        empty prompt does not depend on the sample), read with one opening of the shard."""
         entry = self.index[key]
-        kind = "uncond" if unconditional else "cond"
         try:
             with safe_open(self.folder / entry["shard"], framework="pt") as shard:
                 names = set(shard.keys())
-
-                def read(name: str) -> torch.Tensor | None:
-                    full = f"{key}/{kind}.{name}"
-                    return shard.get_tensor(full) if full in names else None
-
-                target, embeds, slots = read("target"), read("embeds"), read("slots")
-                condition_latents = read("condition_latents")
-        except (OSError, SafetensorError, json.JSONDecodeError) as err:
+                parts = {
+                    kind: {
+                        name: shard.get_tensor(f"{key}/{kind}.{name}")
+                        for name in ("target", "embeds", "slots", "condition_latents")
+                        if f"{key}/{kind}.{name}" in names
+                    }
+                    for kind in ("cond", "uncond")
+                }
+        except (OSError, SafetensorError) as err:
             raise CacheError(f"cache shard {entry['shard']} unreadable ({err.__class__.__name__})") from None
-        if target is None or embeds is None or slots is None:
-            raise CacheError(f"cache shard {entry['shard']} lacks {key}/{kind}")
-        return SampleEncoding(
-            target=target,
+        cond, uncond = parts["cond"], parts["uncond"]
+        if not {"target", "embeds", "slots"} <= set(cond):
+            raise CacheError(f"cache shard {entry['shard']} lacks {key}")
+        encoding = SampleEncoding(
+            target=cond["target"],
             target_grid=tuple(entry["target_grid"]),
-            embeds=embeds,
-            slots=slots.bool(),
-            condition_latents=condition_latents,
+            embeds=cond["embeds"],
+            slots=cond["slots"].bool(),
+            condition_latents=cond.get("condition_latents"),
             condition_grids=[tuple(g) for g in entry["condition_grids"]],
         )
+        if not entry["unconditional"]:
+            return encoding, None
+        if not {"embeds", "slots"} <= set(uncond):
+            raise CacheError(f"cache shard {entry['shard']} lacks {key}/uncond")
+        return encoding, replace(encoding, embeds=uncond["embeds"], slots=uncond["slots"].bool())

@@ -3,16 +3,17 @@
 import json
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from qwen_image2.data.cache import CacheWriter, cache_key
-from qwen_image2.data.loader import fit_to, open_image, resolve
+from qwen_image2.data.loader import IMAGE_ERRORS, failure_reason, load_training_sample
 from qwen_image2.data.records import Sample
-from qwen_image2.diffusion.loss import TrainingSample, encode_sample
+from qwen_image2.diffusion.loss import encode_sample
 from qwen_image2.models.components import Components
+from qwen_image2.models.conditioning import encode_conditions
 
 
 def build_cache(
@@ -33,19 +34,19 @@ def build_cache(
                 counts["already cached"] += 1
                 continue
             try:
-                image = fit_to(open_image(resolve(sample.path, root)), width, height)
-                references = [fit_to(open_image(resolve(p, root)), width, height) for p in sample.conditions]
-            except FileNotFoundError:
-                counts["missing image"] += 1
+                loaded = load_training_sample(sample, root, width, height)
+            except IMAGE_ERRORS as err:
+                counts[failure_reason(err)] += 1
                 continue
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-                counts[f"corrupt image ({err.__class__.__name__})"] += 1
-                continue
-            encoding = encode_sample(components, TrainingSample(sample.caption or "", image, references))
-            # Caption dropout keeps an edit's images, so its empty-instruction states depend on the sample.
-            unconditional = (
-                encode_sample(components, TrainingSample("", image, references)) if references else None
-            )
+            encoding = encode_sample(components, loaded)
+            unconditional = None
+            if loaded.condition_images:
+                # Caption dropout keeps an edit's images, so its empty-instruction states depend on the sample;
+                # the latents do not change, so only the text side is encoded again.
+                empty = encode_conditions(
+                    components.text_encoder, components.processor, [""], loaded.condition_images
+                )
+                unconditional = replace(encoding, embeds=empty.embeds[0], slots=empty.image_pad_mask[0])
             writer.add(key, encoding, unconditional)
             counts["cached"] += 1
     writer.close()

@@ -67,6 +67,24 @@ def open_image(path: Path) -> Image.Image:
         return image.copy()
 
 
+# What decoding a bad or missing file raises (PIL reports truncation as OSError, bad headers as SyntaxError).
+IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+
+def failure_reason(err: Exception) -> str:
+    """The reason a row is skipped, as reports count it."""
+    return (
+        "missing image" if isinstance(err, FileNotFoundError) else f"corrupt image ({err.__class__.__name__})"
+    )
+
+
+def load_training_sample(sample: Sample, root: Path, width: int, height: int) -> TrainingSample:
+    """Decode a sample's target and condition images fitted to (width, height); raises on a bad file."""
+    image = fit_to(open_image(resolve(sample.path, root)), width, height)
+    references = [fit_to(open_image(resolve(path, root)), width, height) for path in sample.conditions]
+    return TrainingSample(sample.caption or "", image, references)
+
+
 def build_buckets(resolution: int, specs) -> list[Bucket]:
     buckets = []
     for spec in specs:
@@ -104,42 +122,34 @@ class StageLoader:
             raise UserError(f"stage {stage.name}: {err} (check min_side and the manifest)") from None
         self.pool = ThreadPoolExecutor(num_workers) if num_workers else None
 
-    def _load_one(self, index: int, bucket: Bucket, pool: np.ndarray) -> tuple[TrainingSample, list]:
+    def _load_one(
+        self, slot: int, bucket: Bucket, pool: np.ndarray
+    ) -> tuple[TrainingSample | CachedSample, list]:
+        """The sample at `slot` of the pool, or if it cannot be read, the next one that can."""
         skipped = []
-        start = int(np.flatnonzero(pool == index)[0])
         for offset in range(len(pool)):
-            sample: Sample = self.samples[int(pool[(start + offset) % len(pool)])]
+            sample: Sample = self.samples[int(pool[(slot + offset) % len(pool)])]
             key = cache_key(sample.id, bucket.width, bucket.height)
             if self.cache is not None and key in self.cache:
                 try:
-                    unconditional = (
-                        self.cache.get(key, True) if self.cache.index[key]["unconditional"] else None
-                    )
-                    return CachedSample(self.cache.get(key), unconditional), skipped
+                    return CachedSample(*self.cache.get(key)), skipped
                 except CacheError:
                     skipped.append((sample.path, "corrupt cache shard"))  # fall back to the images
             try:
-                image = fit_to(open_image(resolve(sample.path, self.root)), bucket.width, bucket.height)
-                conditions = [
-                    fit_to(open_image(resolve(p, self.root)), bucket.width, bucket.height)
-                    for p in sample.conditions
-                ]
-                return TrainingSample(sample.caption or "", image, conditions), skipped
-            except FileNotFoundError:
-                skipped.append((sample.path, "missing image"))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-                skipped.append((sample.path, f"corrupt image ({err.__class__.__name__})"))
+                return load_training_sample(sample, self.root, bucket.width, bucket.height), skipped
+            except IMAGE_ERRORS as err:
+                skipped.append((sample.path, failure_reason(err)))
         raise UserError(f"every sample of bucket {bucket.width}x{bucket.height} failed to load")
 
     def _load(self, step: int) -> LoadedBatch:
-        task, bucket_index, indices = self.sampler.draw(step)
+        task, bucket_index, slots = self.sampler.draw_slots(step)
         bucket = self.buckets[bucket_index]
         pool = self.sampler.pools[(task, bucket_index)]
-        share = len(indices) // self.world
+        share = len(slots) // self.world
         positions = list(range(self.rank * share, (self.rank + 1) * share))
         batch = LoadedBatch(step, task, bucket, [], positions)
         for position in positions:
-            sample, skipped = self._load_one(int(indices[position]), bucket, pool)
+            sample, skipped = self._load_one(int(slots[position]), bucket, pool)
             batch.samples.append(sample)
             batch.skipped.extend(skipped)
         return batch

@@ -8,7 +8,6 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -21,10 +20,9 @@ from qwen_image2.diffusion.flow import (
     shift_sigmas,
 )
 from qwen_image2.diffusion.sampling import target_velocity
-from qwen_image2.errors import UserError
 from qwen_image2.models.components import Components
 from qwen_image2.models.conditioning import Conditions, encode_conditions, pad_conditions
-from qwen_image2.models.latents import encode_latents, pack
+from qwen_image2.models.latents import encode_images
 
 
 @dataclass
@@ -58,17 +56,6 @@ class SigmaConfig:
     resolution_shift: bool = False
 
 
-def to_pixels(images: list[Image.Image]) -> torch.Tensor:
-    """RGBA images of one size -> (B, 4, H, W) in [-1, 1]."""
-    for image in images:
-        if image.width % 32 or image.height % 32:
-            raise UserError(
-                f"training image of {image.width}x{image.height}: both sides must be multiples of 32"
-            )
-    arrays = np.stack([np.asarray(image.convert("RGBA"), dtype=np.float32) for image in images])
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1
-
-
 @dataclass
 class SampleEncoding:
     """One sample through the frozen encoders (what a cache stores). Shapes: `target` (N, C) packed latents,
@@ -90,21 +77,18 @@ class SampleEncoding:
 @torch.no_grad()
 def encode_sample(components: Components, sample: TrainingSample) -> SampleEncoding:
     """Encode one raw sample with the frozen Qwen3-VL and VAE (posterior mode, normalised)."""
-    device, dtype = components.vae.device, components.vae.dtype
     conditions = encode_conditions(
         components.text_encoder, components.processor, [sample.prompt], sample.condition_images
     )
-    target = encode_latents(components.vae, to_pixels([sample.image]).to(device, dtype))
-    latents = [
-        encode_latents(components.vae, to_pixels([img]).to(device, dtype)) for img in sample.condition_images
-    ]
+    target, (target_grid,) = encode_images(components.vae, [sample.image])
+    condition_latents, condition_grids = encode_images(components.vae, sample.condition_images)
     return SampleEncoding(
-        target=pack(target)[0],
-        target_grid=tuple(target.shape[-2:]),
+        target=target[0],
+        target_grid=target_grid,
         embeds=conditions.embeds[0],
         slots=conditions.image_pad_mask[0],
-        condition_latents=torch.cat([pack(latent)[0] for latent in latents]) if latents else None,
-        condition_grids=[tuple(latent.shape[-2:]) for latent in latents],
+        condition_latents=None if condition_latents is None else condition_latents[0],
+        condition_grids=condition_grids,
     )
 
 

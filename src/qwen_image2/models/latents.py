@@ -1,7 +1,11 @@
 """VAE latents as the DiT reads them: posterior mode, per-channel normalised, one token per 16x16 cell."""
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKLQwenImage21
+from PIL import Image
+
+from qwen_image2.errors import UserError
 
 
 def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,3 +37,25 @@ def pack(latents: torch.Tensor) -> torch.Tensor:
 def unpack(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, h*w, C) -> (B, C, h, w); `height`, `width` in latent cells."""
     return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)
+
+
+def to_pixels(images: list[Image.Image]) -> torch.Tensor:
+    """RGBA images of one size, sides multiples of 32 -> (B, 4, H, W) in [-1, 1] (diffusers' arithmetic)."""
+    for image in images:
+        if image.width % 32 or image.height % 32:
+            raise UserError(f"image of {image.width}x{image.height}: both sides must be multiples of 32")
+    arrays = np.stack([np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0 for image in images])
+    return 2.0 * torch.from_numpy(arrays).permute(0, 3, 1, 2) - 1.0
+
+
+def encode_images(
+    vae: AutoencoderKLQwenImage21, images: list[Image.Image]
+) -> tuple[torch.Tensor | None, list[tuple[int, int]]]:
+    """Condition images, each encoded alone (sizes may differ) and packed one after another.
+
+    Returns (1, sum of h·w, z_dim) tokens, or None for no images, and each image's (h, w) grid.
+    """
+    encoded = [encode_latents(vae, to_pixels([image]).to(vae.device, vae.dtype)) for image in images]
+    if not encoded:
+        return None, []
+    return torch.cat([pack(latent) for latent in encoded], dim=1), [tuple(e.shape[-2:]) for e in encoded]

@@ -26,7 +26,7 @@ from qwen_image2.models.conditioning import (
     encode_conditions,
     prepare_condition_image,
 )
-from qwen_image2.models.latents import decode_latents, encode_latents, pack, unpack
+from qwen_image2.models.latents import decode_latents, encode_images, pack, unpack
 from qwen_image2.models.loading import load_components, save_components
 
 VAE_SCALE = 16  # one latent cell = 16x16 pixels
@@ -164,14 +164,9 @@ class QwenImage2Pipeline(DiffusionPipeline):
                 (batch_size, self.vae.config.z_dim, *grid), generator=generator, device=device, dtype=dtype
             )
             latents = pack(noise)
-        condition_latents, condition_grids = None, []
-        if images:
-            encoded = [
-                encode_latents(self.vae, self.image_processor.preprocess(img).to(device, dtype))
-                for img in images
-            ]
-            condition_grids = [tuple(e.shape[-2:]) for e in encoded]
-            condition_latents = torch.cat([pack(e) for e in encoded], dim=1).expand(batch_size, -1, -1)
+        condition_latents, condition_grids = encode_images(self.vae, images)
+        if condition_latents is not None:
+            condition_latents = condition_latents.to(dtype).expand(batch_size, -1, -1)
         img_shapes = [[(1, h, w) for h, w in [*condition_grids, grid]]] * batch_size
 
         # 4. Timesteps: the published exponential dynamic shift, μ from the number of target tokens

@@ -1,6 +1,6 @@
 """LoRA set-up and the final export: a diffusers folder (plus LoRA weights) that stock diffusers loads."""
 
-import copy
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -66,9 +66,7 @@ def export_model(
             )
             fresh.fuse_lora()
             fresh.unload_lora()
-        exported = copy.copy(components)
-        exported.transformer = fresh.eval()
-        save_components(exported, folder)
+        save_components(replace(components, transformer=fresh.eval()), folder)
     barrier()
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -6,11 +6,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from qwen_image2.data.loader import fit_to, open_image, resolve
-from qwen_image2.diffusion.loss import TrainingSample, encode_batch, flow_matching_loss, to_pixels
+from qwen_image2.data.loader import load_training_sample
+from qwen_image2.diffusion.loss import TrainingSample, encode_batch, flow_matching_loss
 from qwen_image2.diffusion.sampling import denoise, set_schedule
 from qwen_image2.models.conditioning import encode_conditions
-from qwen_image2.models.latents import decode_latents, encode_latents, pack, unpack
+from qwen_image2.models.latents import decode_latents, encode_images, pack, unpack
 from qwen_image2.training.checkpoint import is_main
 from qwen_image2.training.config import Validation
 
@@ -34,9 +34,7 @@ class Validator:
 
     def _load(self, sample) -> TrainingSample:
         width, height = (max(32, side // 32 * 32) for side in (sample.width, sample.height))
-        image = fit_to(open_image(resolve(sample.path, self.root)), width, height)
-        conditions = [fit_to(open_image(resolve(p, self.root)), width, height) for p in sample.conditions]
-        return TrainingSample(sample.caption or "", image, conditions)
+        return load_training_sample(sample, self.root, width, height)
 
     @torch.no_grad()
     def heldout_loss(self) -> dict[str, float]:
@@ -70,11 +68,7 @@ class Validator:
         latents = pack(torch.randn((1, components.vae.config.z_dim, *grid), generator=generator)).to(
             device, dtype
         )
-        condition_latents, shapes = None, []
-        if references:
-            encoded = [encode_latents(components.vae, to_pixels([r]).to(device, dtype)) for r in references]
-            shapes = [tuple(e.shape[-2:]) for e in encoded]
-            condition_latents = torch.cat([pack(e) for e in encoded], dim=1)
+        condition_latents, shapes = encode_images(components.vae, references)
         scheduler = set_schedule(copy.deepcopy(components.scheduler), self.config.steps, latents.shape[1])
         img_shapes = [[(1, h, w) for h, w in [*shapes, grid]]]
         latents = denoise(self.transformer, scheduler, latents, conditions, img_shapes, condition_latents)
