@@ -13,7 +13,6 @@ Prints JSON: tokens/s of each, the ratio, model FLOPs utilisation on a known GPU
 
 import argparse
 import json
-import platform
 import time
 
 import torch
@@ -22,6 +21,7 @@ from diffusers import QwenImage21Transformer2DModel
 from diffusers.models.transformers.transformer_qwenimage21 import QwenImage21FlexAttnProcessor
 
 from qwen_image2.diffusion.loss import LatentBatch, flow_matching_loss
+from qwen_image2.machine import describe
 from qwen_image2.models.conditioning import Conditions
 from qwen_image2.models.presets import load_preset
 from qwen_image2.training.config import Parallel
@@ -118,14 +118,6 @@ def build(config: dict, device, ours: bool, compile_blocks: bool):
     return transformer, optimizer
 
 
-def machine(device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name()} ({torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB)"
-    import os
-
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,7 +164,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "machine": machine(device),
+                "machine": describe(device),
                 "torch": torch.__version__,
                 "size": args.size,
                 "batch": args.batch,

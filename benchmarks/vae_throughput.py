@@ -16,20 +16,13 @@ Prints one JSON object naming the machine.
 import argparse
 import copy
 import json
-import os
-import platform
 import time
 
 import torch
 
+from qwen_image2.machine import describe
 from qwen_image2.models.presets import build_vae, load_preset
 from qwen_image2.models.vae_direct import encode_for_cache
-
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name()} ({platform.node()})"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def interleaved(functions: dict, repeats: int, device: str) -> tuple[dict, dict]:
@@ -110,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     tolerance = 0.02 * scale if autocast is not None else 1e-4 * max(scale, 1.0)
     result = {
         "benchmark": "vae_encode_throughput",
-        "machine": machine(args.device),
+        "machine": describe(args.device),
         "torch": torch.__version__,
         "preset": preset,
         "size": size,

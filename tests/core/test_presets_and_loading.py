@@ -78,3 +78,22 @@ def test_saved_folder_has_the_stock_layout(tiny, tmp_path):
     assert index["processor"] == ["transformers", "Qwen3VLProcessor"]
     assert (folder / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
     assert (folder / "text_encoder" / "model.safetensors").is_file()
+
+
+def test_rgb_vae_preset_edits_and_sees_transparent_pixels_as_white():
+    from PIL import Image
+
+    from qwen_image2.models.latents import to_pixels
+    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
+
+    clear = Image.new("RGBA", (32, 32), (200, 10, 10, 0))
+    assert torch.equal(to_pixels([clear], 3), torch.ones(1, 3, 32, 32))
+    assert torch.equal(
+        to_pixels([clear])[0, :3],
+        torch.tensor([200, 10, 10]).div(255).mul(2).sub(1)[:, None, None].expand(3, 32, 32).float(),
+    )
+    components = build_components("tiny-demo", seed=0)
+    assert components.vae.config.in_channels == 3
+    pipe = QwenImage2Pipeline.from_components(components)
+    out = pipe("make it blue", image=[clear], height=64, width=64, num_inference_steps=2, output_type="np")
+    assert out.images.shape == (1, 64, 64, 3)

@@ -143,3 +143,15 @@ def test_synth_cli_writes_words_and_text_kinds(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["synth", "--out", str(tmp_path / "x"), "--tiers", "100"])
     assert exit_.value.code == 2 and "choose from 64, 128" in capsys.readouterr().err
+
+
+def test_paragraph_heading_fits_the_width_it_was_sized_for():
+    from qwen_image2.data.synthetic.layouts import FULL, paragraph
+    from qwen_image2.data.synthetic.scene import text_box
+
+    for seed in range(20):
+        for lang in ("en", "zh"):
+            scene = paragraph(np.random.default_rng(seed), (256, 256), lang, FULL)
+            heading = scene.elements[0]
+            x0, _, x1, _ = text_box(heading)
+            assert heading.size == 6 or x1 - x0 <= 0.7 * 256 + 1, (seed, lang, heading)

@@ -17,7 +17,7 @@ from qwen_image2.config import load_config
 from qwen_image2.errors import UserError
 from qwen_image2.models.loading import load_components
 from qwen_image2.training.checkpoint import latest_checkpoint
-from qwen_image2.training.vae import build_vae_to_train
+from qwen_image2.training.vae import build_vae_to_train, validate
 from qwen_image2.training.vae_config import VAETrainConfig
 from qwen_image2.training.vae_data import VAEData
 from qwen_image2.training.vae_export import load_vae
@@ -98,6 +98,26 @@ def test_a_batch_is_a_function_of_seed_and_step_and_phases_choose_sources(tiny_r
     assert data.held_out["photos"] == [str(folder / "0.png"), str(folder / "1.png")]
     assert str(folder / "0.png") not in data.train_images["photos"]
     assert data.holdout(32).shape == (4, 4, 32, 32)  # 2 text + 2 held-out files
+
+
+def test_text_sources_draw_the_renderers_styles_and_validation_reports_each_source(tiny_recipe):
+    sources = [
+        {"name": "words", "kind": "text", "style": "words", "tier": 64},
+        {"name": "full", "kind": "text", "style": "full", "tier": 64, "zh_share": 1.0},
+    ]
+    config = load_config(VAETrainConfig, tiny_recipe(), [f"data.sources={json.dumps(sources)}"])
+    data = VAEData(config.data, channels=3, seed=0)
+    words = data.batch(0, mixture={"words": 1.0, "full": 0.0})
+    assert words.shape == (2, 3, 32, 32) or words.shape == (1, 3, 32, 48)
+    assert words.flatten(1).std(dim=1).min() > 0  # drawn, not blank
+    holdout = data.holdout(32)
+    assert holdout.shape == (4, 3, 32, 32) and data.holdout_sources == ["words", "words", "full", "full"]
+    vae = build_vae_to_train(
+        load_config(VAETrainConfig, tiny_recipe(), ["architecture={in_channels: 3, out_channels: 3}"])
+    )
+    scores, _, _ = validate(vae, holdout, data.holdout_sources)
+    assert set(scores) == {"psnr", "ssim", "psnr/words", "psnr/full"}
+    assert scores["psnr"] == pytest.approx((scores["psnr/words"] + scores["psnr/full"]) / 2)
 
 
 def test_rgb_architecture_trains_on_three_channels(tiny_recipe):

@@ -6,6 +6,7 @@ from diffusers import AutoencoderKLQwenImage21
 from PIL import Image
 
 from qwen_image2.errors import UserError
+from qwen_image2.models.conditioning import encoder_view
 
 
 def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +40,17 @@ def unpack(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)
 
 
-def to_pixels(images: list[Image.Image]) -> torch.Tensor:
-    """RGBA images of one size, sides multiples of 32 -> (B, 4, H, W) in [-1, 1] (diffusers' arithmetic)."""
+def to_pixels(images: list[Image.Image], channels: int = 4) -> torch.Tensor:
+    """Images of one size, sides multiples of 32 -> (B, channels, H, W) in [-1, 1] (diffusers' arithmetic).
+
+    4 channels (the Qwen-Image-2.1 VAE): RGBA. 3 (an RGB VAE, such as the tiny demo's): RGB, transparent
+    pixels laid over white, as the condition encoder sees them.
+    """
     for image in images:
         if image.width % 32 or image.height % 32:
             raise UserError(f"image of {image.width}x{image.height}: both sides must be multiples of 32")
-    arrays = np.stack([np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0 for image in images])
+    images = [image.convert("RGBA") if channels == 4 else encoder_view(image) for image in images]
+    arrays = np.stack([np.asarray(image, dtype=np.float32) / 255.0 for image in images])
     return 2.0 * torch.from_numpy(arrays).permute(0, 3, 1, 2) - 1.0
 
 
@@ -55,7 +61,10 @@ def encode_images(
 
     Returns (1, sum of h·w, z_dim) tokens, or None for no images, and each image's (h, w) grid.
     """
-    encoded = [encode_latents(vae, to_pixels([image]).to(vae.device, vae.dtype)) for image in images]
+    channels = vae.config.in_channels
+    encoded = [
+        encode_latents(vae, to_pixels([image], channels).to(vae.device, vae.dtype)) for image in images
+    ]
     if not encoded:
         return None, []
     return torch.cat([pack(latent) for latent in encoded], dim=1), [tuple(e.shape[-2:]) for e in encoded]

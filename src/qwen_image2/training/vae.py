@@ -95,9 +95,10 @@ def compute_losses(
 
 @torch.no_grad()
 def validate(
-    vae: nn.Module, pixels: torch.Tensor, batch_size: int = 8
+    vae: nn.Module, pixels: torch.Tensor, sources: list[str] | None = None, batch_size: int = 8
 ) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Held-out PSNR/SSIM under the eval protocol (posterior mode, clamp, uint8, RGB), with the uint8 pairs."""
+    """Held-out PSNR/SSIM under the eval protocol (posterior mode, clamp, uint8, RGB), with the uint8 pairs;
+    with `sources` (one name per image) also `psnr/<name>` for each source of more than one kind."""
     was_training = vae.training
     vae.eval()
     device = next(vae.parameters()).device
@@ -107,10 +108,11 @@ def validate(
     ]
     vae.train(was_training)
     reference, reconstruction = to_uint8(pixels[:, :3]), to_uint8(torch.cat(outputs)[:, :3])
-    scores = {
-        "psnr": psnr(reference, reconstruction).mean().item(),
-        "ssim": ssim(reference, reconstruction).mean().item(),
-    }
+    per_image = psnr(reference, reconstruction)
+    scores = {"psnr": per_image.mean().item(), "ssim": ssim(reference, reconstruction).mean().item()}
+    if sources and len(set(sources)) > 1:
+        for name in sorted(set(sources)):
+            scores[f"psnr/{name}"] = per_image[[s == name for s in sources]].mean().item()
     return scores, reference, reconstruction
 
 
@@ -165,21 +167,18 @@ def build_training(config: VAETrainConfig, device: torch.device):
     return vae, model, lpips, optimizer, ema
 
 
-def finish(config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, step: int) -> dict:
+def finish(
+    config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, sources: list[str], step: int
+) -> dict:
     """Export `final` with its latent statistics; write and return the report."""
     out = Path(config.output_dir)
     final = final.eval()
     device = next(final.parameters()).device
     latents_mean, latents_std = latent_statistics(final, holdout.to(device).split(8))
     final.register_to_config(latents_mean=latents_mean, latents_std=latents_std)
-    scores, _, _ = validate(final, holdout)
+    scores, _, _ = validate(final, holdout, sources)
     export = export_vae(final.to("cpu"), out / "export", config.base_model)
-    report = {
-        "steps": step,
-        "export": str(export),
-        "holdout_psnr": scores["psnr"],
-        "holdout_ssim": scores["ssim"],
-    }
+    report = {"steps": step, "export": str(export), **{f"holdout_{k}": v for k, v in scores.items()}}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -239,12 +238,12 @@ def train(config: VAETrainConfig) -> dict:
             record["seconds"] = round(time.perf_counter() - started, 3)
             log(record, writer, metrics)
         if step % config.validate_every == 0 or step == total_steps:
-            scores, reference, reconstruction = validate(vae, holdout)
-            record = {"step": step, "val/psnr": scores["psnr"], "val/ssim": scores["ssim"]}
+            scores, reference, reconstruction = validate(vae, holdout, data.holdout_sources)
+            record = {"step": step, **{f"val/{name}": value for name, value in scores.items()}}
             if ema:
                 ema.copy_to(ema_vae)
-                ema_scores, reference, reconstruction = validate(ema_vae, holdout)
-                record.update({"val/psnr_ema": ema_scores["psnr"], "val/ssim_ema": ema_scores["ssim"]})
+                ema_scores, reference, reconstruction = validate(ema_vae, holdout, data.holdout_sources)
+                record.update({f"val_ema/{name}": value for name, value in ema_scores.items()})
             log(record, writer, metrics)
             save_grid(reference, reconstruction, out / "grids" / f"step-{step:07d}.png", writer, step)
         if step % config.checkpoint_every == 0 or step == total_steps:
@@ -256,4 +255,4 @@ def train(config: VAETrainConfig) -> dict:
     # 6. Export the EMA weights (or the raw ones) as a diffusers vae/ folder, with latent statistics.
     if ema:
         ema.copy_to(ema_vae)
-    return finish(config, ema_vae if ema else vae, holdout, step)
+    return finish(config, ema_vae if ema else vae, holdout, data.holdout_sources, step)

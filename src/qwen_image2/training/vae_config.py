@@ -17,6 +17,14 @@ class SourceConfig(Section):
     )
     path: str | None = Field(None, description="Folder or manifest file (not for kind text).")
     weight: float = Field(1.0, ge=0, description="Mixture weight (relative).")
+    style: Literal["full", "words"] = Field(
+        "full",
+        description="text: the renderer's style (full: every layout; words: the tiny model's posters).",
+    )
+    tier: Literal[64, 128, 256, 512, 1024] = Field(
+        256, description="text: the renderer's resolution tier (scenes of about tier² pixels, then cropped)."
+    )
+    zh_share: float = Field(0.3, ge=0, le=1, description="text: share of Chinese scenes.")
 
     @model_validator(mode="after")
     def _path_for_files(self) -> "SourceConfig":

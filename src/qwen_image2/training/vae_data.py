@@ -5,27 +5,26 @@ its probability, then images from that source, each random-cropped to the bucket
 therefore draws exactly what an uninterrupted run would have drawn (no sampler state to checkpoint).
 
 Sources: `folder` (every image under a path), `manifest` (a parquet/jsonl with a `path` column, or a text
-file of paths), and `text` (procedural text-rich images drawn here: words of 5–24 px glyphs, EN and, when a
-CJK font is installed, ZH, on plain, gradient or noisy backgrounds — the Qwen-Image-VAE-2.0 recipe's
-synthetic text stage, reference/vae_eval_perf.md §2.3).
+file of paths), and `text` (text-rich scenes from the project's synthetic renderer, `data/synthetic`: posters,
+signs, labels, slides and paragraphs in EN and ZH, or the tiny model's word posters — the Qwen-Image-VAE-2.0
+recipe's synthetic text stage, reference/vae_eval_perf.md §2.3).
 """
 
 import json
-import string
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from qwen_image2.data.loader import open_image
+from qwen_image2.data.synthetic.layouts import build_scene
+from qwen_image2.data.synthetic.scene import render_scene
+from qwen_image2.data.synthetic.writer import STYLES
 from qwen_image2.errors import UserError
 from qwen_image2.evaluation.reconstruction import IMAGE_SUFFIXES
 from qwen_image2.training.vae_config import DataConfig, SourceConfig
-
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
-HANZI = "的一是在不了有人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
 
 
 def list_source_images(source: SourceConfig) -> list[str]:
@@ -52,49 +51,12 @@ def list_source_images(source: SourceConfig) -> list[str]:
     return paths
 
 
-def find_fonts() -> tuple[list[str], list[str]]:
-    """(Latin fonts, CJK fonts) installed as TrueType/OpenType files."""
-    files = [str(p) for root in FONT_DIRS if Path(root).is_dir() for p in Path(root).rglob("*.[ot]t[fc]")]
-    cjk = [f for f in files if any(k in f.lower() for k in ("cjk", "wqy", "droidsansfallback", "han"))]
-    return sorted(set(files) - set(cjk)), sorted(cjk)
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    kind = rng.integers(3)
-    colour = rng.integers(0, 256, 3)
-    if kind == 0:  # plain paper / screen
-        return np.broadcast_to(colour, (height, width, 3)).astype(np.float64)
-    if kind == 1:  # gradient
-        other = rng.integers(0, 256, 3)
-        ramp = np.linspace(0, 1, width)[None, :, None]
-        return np.broadcast_to(colour * (1 - ramp) + other * ramp, (height, width, 3)).astype(np.float64)
-    # a smooth random field standing in for a natural photo behind the text
-    coarse = rng.uniform(0, 255, (max(2, height // 16), max(2, width // 16), 3)).astype(np.uint8)
-    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), np.float64)
-
-
-def _words(rng: np.random.Generator, chinese: bool) -> str:
-    if chinese:
-        return "".join(rng.choice(list(HANZI), rng.integers(2, 8)))
-    alphabet = string.ascii_letters + string.digits + ".,:-%$"
-    words = ["".join(rng.choice(list(alphabet), rng.integers(2, 9))) for _ in range(rng.integers(1, 5))]
-    return " ".join(words)
-
-
-def render_text_image(rng: np.random.Generator, width: int, height: int, fonts, rgba: bool) -> Image.Image:
-    """A text-rich image: several lines of random words in random fonts, sizes (5–24 px) and colours."""
-    latin, cjk = fonts
-    image = Image.fromarray(_background(rng, width, height).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(3, 10))):
-        size = int(rng.integers(5, 25))
-        chinese = bool(cjk) and rng.random() < 0.3
-        files = cjk if chinese else latin
-        font = ImageFont.truetype(str(rng.choice(files)), size) if files else ImageFont.load_default(size)
-        position = (int(rng.integers(-8, width - 8)), int(rng.integers(-4, height - 4)))
-        draw.text(
-            position, _words(rng, chinese), font=font, fill=tuple(int(c) for c in rng.integers(0, 256, 3))
-        )
+def render_text_image(rng: np.random.Generator, width: int, height: int, source: SourceConfig, rgba: bool):
+    """A text-rich image from the synthetic renderer (`qwen-image2 synth`): a scene of the source's style
+    and tier, ZH with probability `zh_share`, random-cropped to (width, height)."""
+    lang = "zh" if rng.random() < source.zh_share else "en"
+    scene = build_scene(rng, source.tier, lang, STYLES[source.style])
+    image = random_crop(render_scene(scene), width, height, rng)
     if rgba:  # a transparent surround half the time: text layers are where RGBA matters
         alpha = np.full((height, width), 255, np.uint8)
         if rng.random() < 0.5:
@@ -127,7 +89,6 @@ class VAEData:
 
     def __init__(self, config: DataConfig, channels: int, seed: int):
         self.config, self.channels, self.seed = config, channels, seed
-        self.fonts = find_fonts()
         images = {s.name: list_source_images(s) for s in config.sources if s.kind != "text"}
         self.held_out = {name: paths[: config.holdout] for name, paths in images.items()}
         self.train_images = {
@@ -153,29 +114,29 @@ class VAEData:
     def _image(self, source: SourceConfig, width: int, height: int, seed: int) -> torch.Tensor:
         rng = np.random.default_rng(seed)
         if source.kind == "text":
-            return to_pixels(
-                render_text_image(rng, width, height, self.fonts, self.channels == 4), self.channels
-            )
+            return to_pixels(render_text_image(rng, width, height, source, self.channels == 4), self.channels)
         paths = self.train_images[source.name]
         image = open_image(Path(paths[int(rng.integers(len(paths)))]))
         return to_pixels(random_crop(image, width, height, rng), self.channels)
 
     def holdout(self, size: int) -> torch.Tensor:
-        """Fixed validation pixels (N, C, size, size): held-out files, plus text images from a separate seed."""
+        """Fixed validation pixels (N, C, size, size): held-out files, plus text images from a separate seed.
+        `holdout_sources` names each image's source (validation reports PSNR per source)."""
         rng = np.random.default_rng([self.seed, 2**31])  # a stream no training step draws from
-        images = []
+        images, names = [], []
         for source in self.config.sources:
             if source.kind == "text":
                 images += [
-                    to_pixels(
-                        render_text_image(rng, size, size, self.fonts, self.channels == 4), self.channels
-                    )
+                    to_pixels(render_text_image(rng, size, size, source, self.channels == 4), self.channels)
                     for _ in range(self.config.holdout)
                 ]
+                names += [source.name] * self.config.holdout
             else:
                 for path in self.held_out[source.name]:
                     image = open_image(Path(path))
                     images.append(to_pixels(random_crop(image, size, size, rng), self.channels))
+                    names.append(source.name)
         if not images:
             raise UserError("data.holdout is 0 or no source has images: nothing to validate on")
+        self.holdout_sources = names
         return torch.stack(images)

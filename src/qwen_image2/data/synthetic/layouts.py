@@ -250,15 +250,9 @@ def paragraph(rng: np.random.Generator, size, lang: str, style: Style) -> Scene:
     font = pick_font(rng, style, lang, bold=False)
     colour = pick_colour(rng, style, background.mean_colour)
     heading_text = vocabulary.phrase(rng, lang, int(rng.integers(1, 3)), "title")
-    heading_size = fit_size(heading_text, pick_font(rng, style, lang, bold=True), width * 0.7, height * 0.1)
-    heading = TextElement(
-        "heading",
-        heading_text,
-        pick_font(rng, style, lang, bold=True),
-        heading_size,
-        colour,
-        (margin, margin),
-    )
+    heading_font = pick_font(rng, style, lang, bold=True)  # the size is fitted to the face that draws it
+    heading_size = fit_size(heading_text, heading_font, width * 0.7, height * 0.1)
+    heading = TextElement("heading", heading_text, heading_font, heading_size, colour, (margin, margin))
     body_size = max(10, round(heading_size * rng.uniform(0.4, 0.6)))
     top = text_box(heading)[3] + body_size
     if lang == "zh":
