@@ -20,9 +20,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# The bundled demo model (recipes/tiny-demo.yaml): a word poster, then an edit of its word.
+DEMO_MODEL ?= checkpoints/tiny-demo
+DEMO_PROMPT := A poster with a flat white background. Large black bold sans-serif letters in the center read "HELLO".
+DEMO_EDIT := Change the text "HELLO" to "WORLD".
+
 demo: $(VENV)/.installed
-	$(VENV)/bin/qwen-image2 generate "a red poster with the word HELLO" --model tiny --size 256x192 --steps 8 --seed 0 --out outputs/demo/generate.png
-	$(VENV)/bin/qwen-image2 edit "change the word to WORLD" --image outputs/demo/generate.png --model tiny --size 256x192 --steps 8 --seed 0 --out outputs/demo/edit.png
+	$(VENV)/bin/qwen-image2 generate '$(DEMO_PROMPT)' --model $(DEMO_MODEL) --size 128x128 --steps 20 --seed 0 --out outputs/demo/generate.png
+	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) --size 128x128 --steps 20 --seed 0 --out outputs/demo/edit.png
 	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png"
 
 test: $(VENV)/.installed

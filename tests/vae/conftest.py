@@ -21,7 +21,18 @@ TINY_RECIPE = {
         "holdout": 2,
         "num_workers": 0,
     },
-    "loss": {"l1": 1.0, "l2": 0.1, "lpips": 0.5, "lpips_net": "alex", "lpips_weights": "random"},
+    "loss": {
+        "l1": 1.0,
+        "l2": 0.1,
+        "lpips": 0.5,
+        "lpips_net": "alex",
+        "lpips_weights": "random",
+        # the adversarial term from the third step: the resume test restores a trained discriminator
+        "gan": 0.5,
+        "gan_start": 2,
+        "gan_channels": 8,
+        "gan_layers": 2,
+    },
     "align": {"enabled": True, "model": "random-tiny"},
     "phases": [
         {"name": "align", "steps": 4, "lr": 1e-3, "align_weight": 0.5},

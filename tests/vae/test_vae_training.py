@@ -134,3 +134,24 @@ def test_phase_schedule_and_config_errors(tiny_recipe):
         load_config(VAETrainConfig, tiny_recipe(), ["phases=[{name: a, steps: 1, mixture: {nope: 1}}]"])
     with pytest.raises(UserError, match="did you mean"):
         load_config(VAETrainConfig, tiny_recipe(), ["loss.lpip=1"])
+
+
+def test_adversarial_term_starts_at_gan_start_and_trains_the_discriminator(tiny_recipe, tmp_path):
+    from qwen_image2.training.vae_discriminator import PatchDiscriminator, discriminator_hinge_loss
+
+    run_cli(["train-vae", str(tiny_recipe()), f"output_dir={tmp_path / 'gan'}", "max_steps=4"])
+    steps = [r for r in records(tmp_path / "gan" / "metrics.jsonl") if "total" in r]
+    assert all("gan_d" not in r and "gan_g" not in r for r in steps if r["step"] <= 2)
+    assert all(np.isfinite(r["gan_d"]) and r["gan_weight"] > 0 for r in steps if r["step"] > 2)
+    # hinge: zero once real patches score >= 1 and fakes <= -1, positive otherwise
+    assert discriminator_hinge_loss(torch.full((2, 1, 3, 3), 1.5), torch.full((2, 1, 3, 3), -2.0)) == 0
+    assert discriminator_hinge_loss(torch.zeros(2, 1, 3, 3), torch.zeros(2, 1, 3, 3)) == 1
+    logits = PatchDiscriminator(3, 8, 3)(torch.zeros(1, 3, 128, 128))
+    assert logits.shape == (1, 1, 14, 14)  # one logit per overlapping patch
+
+
+def test_gan_off_builds_no_discriminator(tiny_recipe):
+    from qwen_image2.training.vae import build_training
+
+    config = load_config(VAETrainConfig, tiny_recipe(), ["loss.gan=0"])
+    assert build_training(config, torch.device("cpu"))[-1] is None

@@ -1,9 +1,10 @@
 """The VAE trainer: build → optimizer and EMA → data → resume → `while step < total:` → export.
 
 Trains `AutoencoderKLQwenImage21` (any size: a preset with architecture overrides, or existing weights)
-with L1 (+L2) + LPIPS + VA-VAE alignment (+ optional KL), the alignment weight and margins set per phase
-(strong early, relaxed later: Qwen-Image-2.0 report §3.1; VA-VAE's long schedule, reference §2.1).
-No adversarial loss: the report found it redundant at scale. Single process, CPU or one GPU.
+with L1 (+L2) + LPIPS + VA-VAE alignment (+ optional KL and PatchGAN terms), the alignment weight and margins
+set per phase (strong early, relaxed later: Qwen-Image-2.0 report §3.1; VA-VAE's long schedule, reference
+§2.1). The adversarial term is off by default: the report found it redundant at scale. Single process, CPU
+or one GPU.
 A step's batch is a function of (seed, step) and the loss has no other randomness, so a resumed run
 repeats an uninterrupted one exactly (CPU, fp32).
 """
@@ -32,6 +33,11 @@ from qwen_image2.training.checkpoint import (
 from qwen_image2.training.ema import EMA
 from qwen_image2.training.vae_config import Phase, VAETrainConfig
 from qwen_image2.training.vae_data import VAEData
+from qwen_image2.training.vae_discriminator import (
+    PatchDiscriminator,
+    discriminator_hinge_loss,
+    generator_loss,
+)
 from qwen_image2.training.vae_export import export_vae, latent_statistics, load_vae
 from qwen_image2.training.vae_losses import (
     Alignment,
@@ -62,9 +68,15 @@ def build_vae_to_train(config: VAETrainConfig):
 
 
 def compute_losses(
-    model: TrainableVAE, pixels: torch.Tensor, phase: Phase, config: VAETrainConfig, lpips, step: int
+    model: TrainableVAE,
+    pixels: torch.Tensor,
+    phase: Phase,
+    config: VAETrainConfig,
+    lpips,
+    step: int,
+    discriminator: nn.Module | None = None,
 ):
-    """(total loss, {name: value}) of one batch of pixels (B, C, H, W) in [-1, 1]."""
+    """(total loss, {name: value}, reconstruction) of one batch of pixels (B, C, H, W) in [-1, 1]."""
     vae, loss = model.vae, config.loss
     mean, logvar = encode_moments(vae, pixels)
     latents = mean
@@ -78,6 +90,12 @@ def compute_losses(
         terms["lpips"] = lpips_loss(lpips, reconstruction, pixels)
         rec = rec + loss.lpips * terms["lpips"]
     total = rec
+    if discriminator is not None and step >= loss.gan_start:
+        fake = generator_loss(discriminator(reconstruction))
+        # taming's adaptive weight: the adversarial pull on the decoder's last layer matches reconstruction's
+        weight = adaptive_weight(rec, fake, vae.decoder.conv_out.weight) if model.training else torch.ones(())
+        terms.update(gan_g=fake, gan_weight=weight)
+        total = total + loss.gan * weight * fake
     if loss.kl:
         terms["kl"] = kl_loss(mean.float(), logvar.float())
         total = total + loss.kl * terms["kl"]
@@ -90,7 +108,7 @@ def compute_losses(
         terms.update(align_cos=cos, align_dist=dist, align_weight=weight)
         total = total + phase.align_weight * weight * align
     terms["total"] = total
-    return total, {name: float(value.detach()) for name, value in terms.items()}
+    return total, {name: float(value.detach()) for name, value in terms.items()}, reconstruction
 
 
 @torch.no_grad()
@@ -116,6 +134,18 @@ def validate(
     return scores, reference, reconstruction
 
 
+def validate_and_log(vae, ema, ema_vae, holdout, sources, step: int, writer, metrics, out: Path) -> None:
+    """Held-out scores of the raw (and EMA) weights to metrics and tensorboard; the grid of the last."""
+    scores, reference, reconstruction = validate(vae, holdout, sources)
+    record = {"step": step, **{f"val/{name}": value for name, value in scores.items()}}
+    if ema:
+        ema.copy_to(ema_vae)
+        ema_scores, reference, reconstruction = validate(ema_vae, holdout, sources)
+        record.update({f"val_ema/{name}": value for name, value in ema_scores.items()})
+    log(record, writer, metrics)
+    save_grid(reference, reconstruction, out / "grids" / f"step-{step:07d}.png", writer, step)
+
+
 def save_grid(reference: torch.Tensor, reconstruction: torch.Tensor, path: Path, writer, step: int) -> None:
     pairs = [(str(i), reference[i], reconstruction[i]) for i in range(min(8, len(reference)))]
     comparison_grid(pairs, path)
@@ -138,8 +168,24 @@ def open_metrics(path: Path, resume_step: int):
     return path.open("a")
 
 
+def discriminator_step(
+    discriminator: nn.Module, optimizer, pixels: torch.Tensor, reconstruction: torch.Tensor, config, lr: float
+) -> float:
+    """One hinge-loss step of the discriminator on real pixels against the (detached) reconstructions."""
+    for group in optimizer.param_groups:
+        group["lr"] = config.loss.gan_lr or lr
+    optimizer.zero_grad(set_to_none=True)  # also drops what the generator's backward left in it
+    with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+        loss = discriminator_hinge_loss(discriminator(pixels), discriminator(reconstruction.detach()))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(discriminator.parameters(), config.optim.grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def build_training(config: VAETrainConfig, device: torch.device):
-    """(vae, trainable model, LPIPS or None, optimizer, EMA or None) for `config`, on `device`."""
+    """(vae, trainable model, LPIPS or None, optimizer, EMA or None, (discriminator, its optimizer) or None)
+    for `config`, on `device`."""
     # 1. The model: the VAE, the alignment projection with its frozen foundation model, LPIPS.
     vae = build_vae_to_train(config)
     check_trainable(vae)
@@ -164,7 +210,21 @@ def build_training(config: VAETrainConfig, device: torch.device):
     )
     ema = EMA(vae, config.ema.decay) if config.ema.enabled else None
 
-    return vae, model, lpips, optimizer, ema
+    # 3. The discriminator and its own optimizer, when the adversarial term is on.
+    adversary = None
+    if config.loss.gan:
+        torch.manual_seed(config.seed + 1)
+        loss = config.loss
+        discriminator = PatchDiscriminator(vae.config.out_channels, loss.gan_channels, loss.gan_layers).to(
+            device
+        )
+        adversary = (
+            discriminator,
+            torch.optim.AdamW(
+                discriminator.parameters(), lr=config.phases[0].lr, betas=config.optim.betas, weight_decay=0.0
+            ),
+        )
+    return vae, model, lpips, optimizer, ema, adversary
 
 
 def finish(
@@ -196,7 +256,7 @@ def train(config: VAETrainConfig) -> dict:
     (out / "config.yaml").write_text(dump_config(config))
 
     # 1-2. The model (VAE, alignment projection, frozen DINOv2), LPIPS, optimizer and EMA.
-    vae, model, lpips, optimizer, ema = build_training(config, device)
+    vae, model, lpips, optimizer, ema, adversary = build_training(config, device)
     parameters = optimizer.param_groups[0]["params"]  # the trainable ones, as build_training chose them
 
     # 3. Data: a batch is a function of (seed, step); the held-out set is fixed.
@@ -205,6 +265,8 @@ def train(config: VAETrainConfig) -> dict:
 
     # 4. Resume from the latest complete checkpoint, if any.
     state = {"model": ModelAndOptimizer(model, optimizer), "step": 0, **({"ema": ema} if ema else {})}
+    if adversary:
+        state["discriminator"] = ModelAndOptimizer(*adversary)
     checkpoint_dir = out / "checkpoints"
     latest = latest_checkpoint(checkpoint_dir)
     if latest is not None:
@@ -224,11 +286,16 @@ def train(config: VAETrainConfig) -> dict:
             group["lr"] = lr
         pixels = data.batch(step, phase.mixture, phase.buckets).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            loss, terms = compute_losses(model, pixels, phase, config, lpips, step)
+            discriminator = adversary[0] if adversary else None
+            loss, terms, reconstruction = compute_losses(
+                model, pixels, phase, config, lpips, step, discriminator
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.optim.grad_clip)
         optimizer.step()
+        if adversary and step >= config.loss.gan_start:
+            terms["gan_d"] = discriminator_step(*adversary, pixels, reconstruction, config, lr)
         if ema:
             ema.update(vae)
         step += 1
@@ -238,14 +305,7 @@ def train(config: VAETrainConfig) -> dict:
             record["seconds"] = round(time.perf_counter() - started, 3)
             log(record, writer, metrics)
         if step % config.validate_every == 0 or step == total_steps:
-            scores, reference, reconstruction = validate(vae, holdout, data.holdout_sources)
-            record = {"step": step, **{f"val/{name}": value for name, value in scores.items()}}
-            if ema:
-                ema.copy_to(ema_vae)
-                ema_scores, reference, reconstruction = validate(ema_vae, holdout, data.holdout_sources)
-                record.update({f"val_ema/{name}": value for name, value in ema_scores.items()})
-            log(record, writer, metrics)
-            save_grid(reference, reconstruction, out / "grids" / f"step-{step:07d}.png", writer, step)
+            validate_and_log(vae, ema, ema_vae, holdout, data.holdout_sources, step, writer, metrics, out)
         if step % config.checkpoint_every == 0 or step == total_steps:
             state["step"] = step
             save_checkpoint(checkpoint_dir, step, state, config.keep_checkpoints)

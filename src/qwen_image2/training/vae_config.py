@@ -67,6 +67,17 @@ class LossConfig(Section):
         None, description="torchvision backbone .pth (default: hub cache); 'random' for smoke tests only."
     )
     kl: float = Field(0.0, ge=0, description="KL weight; 0 (off) as Qwen-Image-VAE-2.0; VA-VAE used 1e-6.")
+    gan: float = Field(
+        0.0, ge=0, description="Adversarial weight (PatchGAN, hinge); 0 (off) as Qwen-Image-2.0; VA-VAE: 0.5."
+    )
+    gan_start: int = Field(
+        0, ge=0, description="Step at which the adversarial term starts (taming: disc_start)."
+    )
+    gan_lr: float | None = Field(
+        None, gt=0, description="Discriminator learning rate (default: the phase's)."
+    )
+    gan_channels: int = Field(64, ge=8, description="Discriminator base width.")
+    gan_layers: int = Field(3, ge=1, le=5, description="Discriminator stride-2 layers (3: ~70 px patches).")
 
 
 class AlignConfig(Section):
