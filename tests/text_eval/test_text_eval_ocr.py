@@ -135,3 +135,16 @@ def test_eval_text_command_on_the_tiny_preset_writes_json_and_sheet(tmp_path, ca
     assert result["edits"]["samples"] == 1 and "unchanged_psnr" in result["edits"]
     assert len(result["per_sample"]) == 2 and out.with_suffix(".png").is_file()
     assert '"word_accuracy"' in capsys.readouterr().out
+
+
+def test_guidance_reaches_the_pipeline_and_changes_the_image():
+    from qwen_image2.evaluation.text_rendering import pipeline_generator
+    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
+
+    pipe = QwenImage2Pipeline.from_model("tiny")
+    entry = load_prompts(heldout.PROMPTS_DIR / "words_en.jsonl")[0]
+    plain, guided, again = (
+        np.asarray(pipeline_generator(pipe, 2, 0, *cfg)(entry, None, 64, 64), dtype=np.float32)
+        for cfg in ((1.0, None), (4.0, ""), (1.0, None))
+    )
+    assert np.array_equal(plain, again) and np.abs(plain - guided).max() > 0

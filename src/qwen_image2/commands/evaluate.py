@@ -5,7 +5,15 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import DEVICE, DTYPE, SEED, resolve_device, resolve_dtype
+from qwen_image2.commands.options import (
+    DEVICE,
+    DTYPE,
+    GUIDANCE,
+    NEGATIVE_PROMPT,
+    SEED,
+    resolve_device,
+    resolve_dtype,
+)
 from qwen_image2.errors import UserError
 
 eval_app = typer.Typer(
@@ -135,6 +143,8 @@ def text(
     out: Path = typer.Option(Path("text_eval.json"), "--out", "-o", help="JSON to write (+ .png sheet)."),
     size: int = typer.Option(128, "--size", help="Output side in pixels (edits: the source's aspect)."),
     steps: int = typer.Option(20, "--steps", help="Denoising steps."),
+    guidance: float = GUIDANCE,
+    negative_prompt: str = NEGATIVE_PROMPT,
     seed: int = SEED,
     limit: int = typer.Option(0, "--limit", help="Use only the first N entries of each set (0: all)."),
     device: str = DEVICE,
@@ -150,6 +160,8 @@ def text(
       qwen-image2 eval text --model checkpoints/tiny-demo --size 64 --out demo_text.json
 
       qwen-image2 eval text -m ./Qwen-Image-2.1 --prompts my_posters.jsonl --size 1024 --steps 40
+
+      qwen-image2 eval text -m checkpoints/tiny-demo --guidance 4 --negative-prompt "" --out cfg.json
 
       qwen-image2 eval text -m tiny --limit 2 --steps 2 --size 64 --out /tmp/t.json
     """
@@ -176,14 +188,10 @@ def text(
     device = resolve_device(device)
     pipe = QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
     pipe.set_progress_bar_config(disable=True)
-    result, shown = evaluate_text(entries, pipeline_generator(pipe, steps, seed), size)
-    result = {
-        "model": model,
-        "prompts": [str(f) for f in files],
-        "size": size,
-        "steps": steps,
-        "seed": seed,
-    } | result
+    generate = pipeline_generator(pipe, steps, seed, guidance, negative_prompt)
+    result, shown = evaluate_text(entries, generate, size)
+    settings = {"model": model, "prompts": [str(f) for f in files], "size": size, "steps": steps}
+    result = settings | {"guidance": guidance, "negative_prompt": negative_prompt, "seed": seed} | result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     sheet = save_sheet(shown, out.with_suffix(".png"))

@@ -208,8 +208,11 @@ def evaluate_text(
     return summarize(rows) | {"per_sample": rows}, shown
 
 
-def pipeline_generator(pipe, steps: int, seed: int) -> Generate:
-    """A `Generate` over a QwenImage2Pipeline: one image per entry, noise seeded per call."""
+def pipeline_generator(
+    pipe, steps: int, seed: int, guidance: float = 1.0, negative_prompt: str | None = None
+) -> Generate:
+    """A `Generate` over a QwenImage2Pipeline: one image per entry, noise seeded per call; true CFG when
+    `guidance` > 1 with a negative prompt ("" is the unconditional a caption-dropout model learned)."""
     import torch
 
     def generate(entry: PromptEntry, source, width: int, height: int) -> Image.Image:
@@ -219,6 +222,8 @@ def pipeline_generator(pipe, steps: int, seed: int) -> Generate:
             width=width,
             height=height,
             num_inference_steps=steps,
+            guidance_scale=guidance,
+            negative_prompt=negative_prompt,
             generator=torch.Generator("cpu").manual_seed(seed),
             resolution=max(width, height) if source is None else int(math.sqrt(width * height)),
         )
