@@ -52,6 +52,9 @@ def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path):
     main(
         ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--out", str(edited)],
     )
-    for path in (generated, edited):
-        image = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
-        assert image.shape == (128, 128, 3) and image.std() > 10  # a picture, not a flat field
+    poster, edit = (np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in (generated, edited))
+    assert poster.shape == edit.shape == (128, 128, 3)
+    assert poster.std() > 10  # a word on a background, not a flat field
+    border = np.ones((128, 128), bool)
+    border[16:-16, 16:-16] = False
+    assert np.abs(poster[border] - edit[border]).mean() < 10  # the edit keeps what is not the word
