@@ -42,12 +42,7 @@ def main() -> None:
     start = time.perf_counter()
     ours = QwenImage2Pipeline.from_model(args.model)
     load_seconds = time.perf_counter() - start
-    stock = QwenImage21Pipeline(
-        **{
-            name: getattr(ours, name)
-            for name in QwenImage21Pipeline._get_signature_keys(QwenImage21Pipeline)[0]
-        }
-    )
+    stock = QwenImage21Pipeline(**ours.as_components().pipeline_parts())
 
     def generate(pipe):
         generator = torch.Generator("cpu").manual_seed(0)

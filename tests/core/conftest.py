@@ -35,13 +35,7 @@ def tiny(tiny_components_pristine):
 @pytest.fixture
 def pipes(tiny):
     ours = QwenImage2Pipeline.from_components(tiny)
-    stock = QwenImage21Pipeline(
-        scheduler=tiny.scheduler,
-        vae=tiny.vae,
-        text_encoder=tiny.text_encoder,
-        processor=tiny.processor,
-        transformer=tiny.transformer,
-    )
+    stock = QwenImage21Pipeline(**tiny.pipeline_parts())
     for pipe in (ours, stock):
         pipe.set_progress_bar_config(disable=True)
     return ours, stock

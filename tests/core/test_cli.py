@@ -4,18 +4,6 @@ import sys
 import pytest
 from PIL import Image
 
-from qwen_image2.cli import main
-
-
-def run_cli(args, capsys):
-    """(exit code, captured output) of the real entry point, run in this process."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr()
-
 
 @pytest.fixture
 def bad_files(tmp_path):
@@ -40,25 +28,25 @@ def bad_files(tmp_path):
         ["generate", "x", "--model", "tiny", "--steps", "abc"],
     ],
 )
-def test_each_bad_input_gives_one_error_line_and_exit_2(args, bad_files, capsys):
+def test_each_bad_input_gives_one_error_line_and_exit_2(args, bad_files, cli):
     args = [a.format(**bad_files) for a in args]
-    code, output = run_cli(args, capsys)
+    code, output = cli(args)
     assert code == 2
     lines = [line for line in output.err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "Traceback" not in output.err
 
 
-def test_generate_then_edit_write_rgba_pngs(tmp_path, capsys):
+def test_generate_then_edit_write_rgba_pngs(tmp_path, cli):
     out = tmp_path / "gen.png"
-    code, output = run_cli(
-        ["generate", "a poster", "-m", "tiny", "--size", "64x32", "--steps", "2", "-o", str(out)], capsys
+    code, output = cli(
+        ["generate", "a poster", "-m", "tiny", "--size", "64x32", "--steps", "2", "-o", str(out)]
     )
     assert code == 0 and output.out.strip() == str(out)
     image = Image.open(out)
     assert image.mode == "RGBA" and image.size == (64, 32)
     edited = tmp_path / "edit.png"
-    code, _ = run_cli(
+    code, _ = cli(
         [
             "edit",
             "change it",
@@ -73,16 +61,15 @@ def test_generate_then_edit_write_rgba_pngs(tmp_path, capsys):
             "-o",
             str(edited),
         ],
-        capsys,
     )
     assert code == 0
     assert Image.open(edited).size == (96, 32)  # default: the reference's 2:1 aspect at about 64² area
 
 
-def test_same_seed_same_image_different_seed_different_image(tmp_path, capsys):
+def test_same_seed_same_image_different_seed_different_image(tmp_path, cli):
     paths = [tmp_path / f"{i}.png" for i in range(3)]
     for path, seed in zip(paths, [1, 1, 2], strict=True):
-        run_cli(
+        cli(
             [
                 "generate",
                 "x",
@@ -97,7 +84,6 @@ def test_same_seed_same_image_different_seed_different_image(tmp_path, capsys):
                 "-o",
                 str(path),
             ],
-            capsys,
         )
     assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
 

@@ -17,13 +17,7 @@ from qwen_image2.models.tokenizer import QWEN_SPECIAL_TOKENS, build_tiny_tokeniz
 
 
 def stock_pipeline(components):
-    return QwenImage21Pipeline(
-        scheduler=components.scheduler,
-        vae=components.vae,
-        text_encoder=components.text_encoder,
-        processor=components.processor,
-        transformer=components.transformer,
-    )
+    return QwenImage21Pipeline(**components.pipeline_parts())
 
 
 def assert_same(ours, stock):

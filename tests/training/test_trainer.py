@@ -110,7 +110,7 @@ def test_lora_trains_only_the_adapter_and_exports_weights_stock_diffusers_loads(
     changed = {k for k in base if not torch.equal(base[k], merged[k])}
     assert changed and all(".attn.to_" in k for k in changed)  # only LoRA targets moved when merged
     assert (model_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
-    stock = QwenImage21Pipeline(**vars_of(load_components("tiny", seed=0)))
+    stock = QwenImage21Pipeline(**load_components("tiny", seed=0).pipeline_parts())
     ours = QwenImage2Pipeline.from_model(model_dir)
     for pipe in (stock, ours):
         pipe.set_progress_bar_config(disable=True)
@@ -122,12 +122,6 @@ def test_lora_trains_only_the_adapter_and_exports_weights_stock_diffusers_loads(
     mismatch = (with_lora - merged).abs().max()
     assert mismatch < 1e-5
     assert (with_lora - before).abs().max() > 100 * mismatch  # the adapter matters, and it matches
-
-
-def vars_of(components):
-    return {
-        k: getattr(components, k) for k in ("scheduler", "vae", "text_encoder", "processor", "transformer")
-    }
 
 
 def test_missing_and_corrupt_images_are_skipped_and_counted(small_recipe, shapes, tmp_path):

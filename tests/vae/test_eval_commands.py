@@ -7,18 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from qwen_image2.cli import main
 from qwen_image2.evaluation.reconstruction import psnr, read_uint8, reconstruct, ssim
 from qwen_image2.training.vae_export import load_vae
-
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr()
 
 
 def noise_image(path, size=(32, 32), seed=0):
@@ -26,14 +16,14 @@ def noise_image(path, size=(32, 32), seed=0):
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
 
 
-def test_eval_vae_writes_json_worst_png_and_anchor_table_and_counts_a_bad_file(tmp_path, capsys):
+def test_eval_vae_writes_json_worst_png_and_anchor_table_and_counts_a_bad_file(tmp_path, cli):
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
         noise_image(data / f"{i}.png", size=(48, 40), seed=i)
     (data / "broken.png").write_text("not an image")
     out = tmp_path / "eval" / "tiny.json"
-    code, captured = run_cli(
+    code, captured = cli(
         [
             "eval",
             "vae",
@@ -48,7 +38,6 @@ def test_eval_vae_writes_json_worst_png_and_anchor_table_and_counts_a_bad_file(t
             "--worst",
             "2",
         ],
-        capsys,
     )
     assert code == 0, captured.err
     result = json.loads(out.read_text())
@@ -64,7 +53,7 @@ def test_eval_vae_writes_json_worst_png_and_anchor_table_and_counts_a_bad_file(t
     assert json.loads(captured.out)["images"] == 3
 
 
-def test_eval_pairs_scores_matched_names_and_skips_what_cannot_be_compared(tmp_path, capsys):
+def test_eval_pairs_scores_matched_names_and_skips_what_cannot_be_compared(tmp_path, cli):
     reference, prediction = tmp_path / "ref", tmp_path / "pred"
     reference.mkdir()
     prediction.mkdir()
@@ -77,7 +66,7 @@ def test_eval_pairs_scores_matched_names_and_skips_what_cannot_be_compared(tmp_p
     noise_image(reference / "broken.png")
     (prediction / "broken.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "pairs.json"
-    code, captured = run_cli(["eval", "pairs", str(reference), str(prediction), "--out", str(out)], capsys)
+    code, captured = cli(["eval", "pairs", str(reference), str(prediction), "--out", str(out)])
     assert code == 0, captured.err
     result = json.loads(out.read_text())
     refs = torch.stack([read_uint8(reference / f"{n}.png") for n in "ab"])
@@ -91,7 +80,7 @@ def test_eval_pairs_scores_matched_names_and_skips_what_cannot_be_compared(tmp_p
 
 
 @pytest.mark.parametrize("case", ["empty", "all_skipped", "no_folder"])
-def test_eval_pairs_without_a_scorable_pair_is_a_clear_error(tmp_path, capsys, case):
+def test_eval_pairs_without_a_scorable_pair_is_a_clear_error(tmp_path, cli, case):
     reference, prediction = tmp_path / "ref", tmp_path / "pred"
     reference.mkdir()
     prediction.mkdir()
@@ -102,6 +91,6 @@ def test_eval_pairs_without_a_scorable_pair_is_a_clear_error(tmp_path, capsys, c
         noise_image(reference / "a.png")
     else:
         prediction = tmp_path / "missing"
-    code, captured = run_cli(["eval", "pairs", str(reference), str(prediction)], capsys)
+    code, captured = cli(["eval", "pairs", str(reference), str(prediction)])
     assert code == 2 and captured.err.startswith("error: ")
     assert len(captured.err.strip().splitlines()) == 1

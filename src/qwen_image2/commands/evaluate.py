@@ -11,8 +11,8 @@ from qwen_image2.commands.options import (
     GUIDANCE,
     NEGATIVE_PROMPT,
     SEED,
+    load_pipeline,
     resolve_device,
-    resolve_dtype,
 )
 from qwen_image2.errors import UserError
 
@@ -181,12 +181,7 @@ def text(
     files = list(prompts or default_prompt_files())
     entries = [e for f in files for e in (load_prompts(f)[:limit] if limit > 0 else load_prompts(f))]
     check_tesseract(sorted({e.lang for e in entries}))  # before the model loads: fail in a second
-    if not Path(model).is_dir() and (Path(model).suffix or "/" in model):
-        raise UserError(f"model folder {model} does not exist")
-    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
-
-    device = resolve_device(device)
-    pipe = QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
+    pipe = load_pipeline(model, device, dtype)
     pipe.set_progress_bar_config(disable=True)
     generate = pipeline_generator(pipe, steps, seed, guidance, negative_prompt)
     result, shown = evaluate_text(entries, generate, size)

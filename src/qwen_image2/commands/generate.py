@@ -14,6 +14,7 @@ from qwen_image2.commands.options import (
     NUM_IMAGES,
     SEED,
     STEPS,
+    load_pipeline,
     parse_size,
     read_image,
 )
@@ -124,15 +125,9 @@ def run(
         raise UserError(f"--steps must be at least 1, got {steps}")
     if num_images < 1:
         raise UserError(f"--num-images must be at least 1, got {num_images}")
-    if not Path(model).is_dir() and (Path(model).suffix or "/" in model):
-        raise UserError(f"model folder {model} does not exist")
     import torch
 
-    from qwen_image2.commands.options import resolve_device, resolve_dtype
-    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
-
-    device = resolve_device(device)
-    pipe = QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
+    pipe = load_pipeline(model, device, dtype)
     if not Path(model).is_dir():
         typer.echo(
             f"note: preset {model!r} has random weights; its images are noise-like by design", err=True

@@ -24,6 +24,21 @@ NUM_IMAGES = typer.Option(1, "--num-images", help="Images to generate.")
 NO_KV_CACHE = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step.")
 
 
+def check_model(model: str) -> None:
+    """A path-like `model` (with a suffix or a slash) must be a folder: otherwise it is a preset name."""
+    if not Path(model).is_dir() and (Path(model).suffix or "/" in model):
+        raise UserError(f"model folder {model} does not exist")
+
+
+def load_pipeline(model: str, device: str, dtype: str):
+    """`QwenImage2Pipeline` of a model folder or preset, on the resolved device and dtype."""
+    from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
+
+    check_model(model)
+    device = resolve_device(device)
+    return QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
+
+
 def resolve_device(device: str) -> str:
     import torch
 

@@ -19,6 +19,11 @@ class Components:
     scheduler: FlowMatchEulerDiscreteScheduler
     sample_sigmas: list[float] | None = None
 
+    def pipeline_parts(self) -> dict:
+        """The five library parts by the names `diffusers.QwenImage21Pipeline(...)` takes them."""
+        names = ("transformer", "vae", "text_encoder", "processor", "scheduler")
+        return {name: getattr(self, name) for name in names}
+
     def __post_init__(self) -> None:
         check_compatible(self)
 

@@ -265,6 +265,7 @@ def train(config: VAETrainConfig) -> dict:
 
     # 4. Resume from the latest complete checkpoint, if any.
     state = {"model": ModelAndOptimizer(model, optimizer), "step": 0, **({"ema": ema} if ema else {})}
+    discriminator = adversary[0] if adversary else None
     if adversary:
         state["discriminator"] = ModelAndOptimizer(*adversary)
     checkpoint_dir = out / "checkpoints"
@@ -286,7 +287,6 @@ def train(config: VAETrainConfig) -> dict:
             group["lr"] = lr
         pixels = data.batch(step, phase.mixture, phase.buckets).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            discriminator = adversary[0] if adversary else None
             loss, terms, reconstruction = compute_losses(
                 model, pixels, phase, config, lpips, step, discriminator
             )
