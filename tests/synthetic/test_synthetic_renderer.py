@@ -13,7 +13,14 @@ from qwen_image2.data.synthetic import fonts, vocabulary
 from qwen_image2.data.synthetic.captions import caption, quoted
 from qwen_image2.data.synthetic.edits import EDITS, make_edit
 from qwen_image2.data.synthetic.layouts import FULL, LAYOUTS, WORDS, build_scene, scene_size
-from qwen_image2.data.synthetic.scene import TextElement, element_box, padded, render_mask, render_scene
+from qwen_image2.data.synthetic.scene import (
+    TextElement,
+    element_box,
+    padded,
+    render_mask,
+    render_scene,
+    text_box,
+)
 from qwen_image2.data.synthetic.writer import TextDataConfig, write_text_dataset
 from qwen_image2.errors import UserError
 
@@ -97,14 +104,16 @@ def test_edit_changes_pixels_only_inside_its_mask_and_the_new_text_lies_inside_i
     assert checked >= 10
 
 
-def test_word_style_draws_one_short_uppercase_word_in_few_fonts_and_colours():
+def test_word_style_draws_one_short_uppercase_word_centred_on_a_square_in_one_face():
     for index in range(30):
         rng = np.random.default_rng([5, index])
-        scene = build_scene(rng, 64, "en", WORDS)
+        scene = build_scene(rng, 128, "en", WORDS)
         (word,) = scene.elements
-        assert scene.layout == "word_poster" and scene.size[0] * scene.size[1] <= 96 * 64
-        assert word.text.isupper() and 3 <= len(word.text) <= 6
-        assert word.font in fonts.WORD_POSTER_FONTS and word.colour in WORDS.text_colours
+        assert scene.layout == "word_poster" and scene.size == (128, 128)
+        assert word.text.isupper() and 3 <= len(word.text) <= 5
+        assert word.font == "DejaVu Sans Bold" and word.colour in WORDS.text_colours
+        x0, y0, x1, y1 = text_box(word)
+        assert abs((x0 + x1) / 2 - 64) <= 3 and abs((y0 + y1) / 2 - 64) <= 1.5  # no jitter
         assert caption(scene).endswith(f'read "{word.text}".')
 
 

@@ -150,6 +150,20 @@ def test_adversarial_term_starts_at_gan_start_and_trains_the_discriminator(tiny_
     assert logits.shape == (1, 1, 14, 14)  # one logit per overlapping patch
 
 
+def test_generator_step_leaves_the_discriminator_without_gradients(tiny_recipe):
+    from qwen_image2.training.vae import build_training, compute_losses
+
+    config = load_config(VAETrainConfig, tiny_recipe(), [])
+    _, model, lpips, _, _, (discriminator, _) = build_training(config, torch.device("cpu"))
+    pixels = torch.rand(1, model.vae.config.in_channels, 64, 64) * 2 - 1
+    total, terms, _ = compute_losses(
+        model, pixels, config.phases[0], config, lpips, config.loss.gan_start, discriminator
+    )
+    total.backward()
+    assert "gan_g" in terms and model.vae.decoder.conv_out.weight.grad is not None
+    assert all(p.grad is None and p.requires_grad for p in discriminator.parameters())
+
+
 def test_gan_off_builds_no_discriminator(tiny_recipe):
     from qwen_image2.training.vae import build_training
 

@@ -24,7 +24,9 @@ def train(
     from qwen_image2.config import load_config
     from qwen_image2.training.config import TrainConfig
     from qwen_image2.training.dit import train as run_training
+    from qwen_image2.training.parallelize import exit_distributed_worker
 
     config = load_config(TrainConfig, recipe, overrides or [])
     model_dir = run_training(config)
     typer.echo(str(model_dir))
+    exit_distributed_worker()

@@ -46,7 +46,7 @@ def _edit_entries(folder: Path, count: int, rng: np.random.Generator) -> list[di
     entries = []
     while len(entries) < count:
         old, new = (str(w) for w in rng.choice(words, 2, replace=False))
-        scene = word_poster(rng, scene_size(rng, EDIT_SIZE), "en", WORDS, text=old)
+        scene = word_poster(rng, scene_size(rng, EDIT_SIZE, style=WORDS), "en", WORDS, text=old)
         edit = change_text_to(scene, 0, new)
         if edit is None:
             continue

@@ -5,6 +5,7 @@ One mixed-precision policy. Model code never imports FSDP; this file is the only
 """
 
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -27,6 +28,17 @@ def init_distributed() -> tuple[int, int, torch.device]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
+
+
+def exit_distributed_worker() -> None:
+    """End a torchrun worker whose run has finished and written everything, skipping interpreter
+    finalization: gloo's worker threads can still hold work objects whose tensors are freed while the
+    interpreter is torn down, which aborts the process (SIGABRT, "terminate called without an active
+    exception") now and then after a run that succeeded. A single process returns normally."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def apply_parallelism(

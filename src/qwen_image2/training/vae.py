@@ -91,7 +91,10 @@ def compute_losses(
         rec = rec + loss.lpips * terms["lpips"]
     total = rec
     if discriminator is not None and step >= loss.gan_start:
+        # Frozen for this pass: the generator's backward then computes no gradients for its weights.
+        discriminator.requires_grad_(False)
         fake = generator_loss(discriminator(reconstruction))
+        discriminator.requires_grad_(True)
         # taming's adaptive weight: the adversarial pull on the decoder's last layer matches reconstruction's
         weight = adaptive_weight(rec, fake, vae.decoder.conv_out.weight) if model.training else torch.ones(())
         terms.update(gan_g=fake, gan_weight=weight)
@@ -174,7 +177,7 @@ def discriminator_step(
     """One hinge-loss step of the discriminator on real pixels against the (detached) reconstructions."""
     for group in optimizer.param_groups:
         group["lr"] = config.loss.gan_lr or lr
-    optimizer.zero_grad(set_to_none=True)  # also drops what the generator's backward left in it
+    optimizer.zero_grad(set_to_none=True)
     with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
         loss = discriminator_hinge_loss(discriminator(pixels), discriminator(reconstruction.detach()))
     loss.backward()

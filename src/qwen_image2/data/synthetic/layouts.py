@@ -1,8 +1,8 @@
 """Layouts: word posters, posters, signs, labels, slides and paragraphs, each a function rng -> Scene.
 
 A `Style` is the closed set a layout draws from (fonts, colours, background kinds, pseudo-word share).
-`WORDS` is the narrow style for a tiny model: one short uppercase word, big, in two faces and a few
-colours on flat backgrounds; `FULL` is everything the renderer knows.
+`WORDS` is the narrow style for a tiny model: one short uppercase word, big and centred on a square, in
+one bold sans face and a few colours on flat backgrounds; `FULL` is everything the renderer knows.
 """
 
 from collections.abc import Callable
@@ -28,9 +28,13 @@ class Style:
     latin_fonts: tuple[str, ...] | None  # None: every installed Latin face
     pseudo: float  # share of pseudo-words among single words
     max_letters: int
+    aspects: tuple[tuple[int, int], ...] | None = None  # None: every aspect the tier and layout allow
+    jitter: float = 0.04  # a word poster's word moves off centre by up to this share of the size
 
 
 FULL = Style("full", KINDS, tuple(COLOURS), tuple(COLOURS), None, 0.25, 7)
+# A tiny model on a CPU learns to spell only when little else varies: one face, where each letter sits
+# fixed by the word's length (square, centred), letters at least ~1.3 latent cells wide at 128 px.
 WORDS = Style(
     "words",
     ("flat",),
@@ -38,7 +42,9 @@ WORDS = Style(
     ("black", "white", "red", "blue", "navy", "yellow"),
     WORD_POSTER_FONTS,
     0.3,
-    6,
+    5,
+    aspects=((1, 1),),
+    jitter=0.0,
 )
 
 
@@ -49,10 +55,13 @@ def pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def scene_size(rng: np.random.Generator, tier: int, layout: str = "word_poster") -> tuple[int, int]:
-    """A (width, height) of about tier² pixels at a training-bucket aspect the layout suits."""
+def scene_size(
+    rng: np.random.Generator, tier: int, layout: str = "word_poster", style: Style = FULL
+) -> tuple[int, int]:
+    """A (width, height) of about tier² pixels at a training-bucket aspect the layout and style suit."""
     aspects = ASPECT_RATIOS if tier >= 512 else ASPECT_RATIOS[:7] if tier >= 128 else ASPECT_RATIOS[:3]
-    suited = [a for a in aspects if a in LAYOUT_ASPECTS.get(layout, aspects)]
+    allowed = LAYOUT_ASPECTS.get(layout, aspects)
+    suited = [a for a in aspects if a in allowed and (style.aspects is None or a in style.aspects)]
     return bucket_size(tier, pick(rng, suited or aspects))
 
 
@@ -137,7 +146,7 @@ def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: s
     font = pick_font(rng, style, lang, bold=True)
     width, height = size
     font_size = fit_size(text, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
-    jitter = rng.uniform(-0.04, 0.04, 2) * size
+    jitter = rng.uniform(-style.jitter, style.jitter, 2) * size
     colour = pick_colour(rng, style, background.mean_colour)
     word = centred_text(
         "word", text, font, font_size, colour, (width / 2 + jitter[0], height / 2 + jitter[1])
@@ -297,7 +306,7 @@ def layouts_for(tier: int, style: Style) -> tuple[str, ...]:
 
 def build_scene(rng: np.random.Generator, tier: int, lang: str, style: Style) -> Scene:
     layout = pick(rng, layouts_for(tier, style))
-    size = scene_size(rng, tier, layout)
+    size = scene_size(rng, tier, layout, style)
     return LAYOUTS[layout](rng, size, lang, style)
 
 
