@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 # The bundled demo model (recipes/tiny-demo.yaml): a word poster, then an edit of its word.
 DEMO_MODEL ?= checkpoints/tiny-demo
-DEMO_PROMPT := A poster with a flat white background. Large black bold sans-serif letters in the center read "HELLO".
+DEMO_PROMPT := A poster that reads "HELLO" in large black bold sans-serif letters, centered on a flat white background.
 DEMO_EDIT := Change the text "HELLO" to "WORLD".
 
 demo: $(VENV)/.installed

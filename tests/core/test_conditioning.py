@@ -113,3 +113,12 @@ def test_tiny_tokenizer_keeps_special_tokens_atomic_and_round_trips_chinese():
     text = "<|im_start|>user\n把文字改成“欢迎” HELLO<|im_end|>"
     assert tokenizer.decode(tokenizer(text).input_ids) == text
     assert tokenizer(text).input_ids == build_tiny_tokenizer()(text).input_ids  # deterministic
+
+
+def test_tiny_tokenizer_gives_each_capital_its_own_token():
+    tokenizer = build_tiny_tokenizer()
+    for text in ('reads "HELLO" in', 'the word "ORGANIC"', " OPEN WORLD"):
+        pieces = [tokenizer.decode([i]) for i in tokenizer(text).input_ids]
+        capitals = [p.strip() for p in pieces if any(c.isupper() for c in p)]
+        assert capitals == [c for c in text if c.isupper()], pieces
+    assert len(tokenizer("the lazy dog").input_ids) < len("the lazy dog")  # lower case still merges

@@ -114,7 +114,9 @@ def test_word_style_draws_one_short_uppercase_word_centred_on_a_square_in_one_fa
         assert word.font == "DejaVu Sans Bold" and word.colour in WORDS.text_colours
         x0, y0, x1, y1 = text_box(word)
         assert abs((x0 + x1) / 2 - 64) <= 3 and abs((y0 + y1) / 2 - 64) <= 1.5  # no jitter
-        assert caption(scene).endswith(f'read "{word.text}".')
+        assert caption(scene).startswith(
+            f'A poster that reads "{word.text}" in large {word.colour} bold sans-serif'
+        )
 
 
 def test_held_out_words_are_never_training_words():

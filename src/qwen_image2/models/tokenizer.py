@@ -59,6 +59,12 @@ CHAT_TEMPLATE = (
 )
 
 
+def _capitals(token: str) -> bool:
+    """Two or more uppercase ASCII letters, after byte-level BPE's space marker."""
+    letters = token.lstrip("Ġ")
+    return len(letters) >= 2 and letters.isascii() and letters.isalpha() and letters.isupper()
+
+
 def build_tiny_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     """Train a byte-level BPE of `vocab_size` ids (special tokens included) and wrap it as Qwen2Tokenizer.
 
@@ -74,6 +80,9 @@ def build_tiny_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    # Capitals never merge: each letter of a quoted uppercase word is its own token, in the same place
+    # in the prompt as on the poster, which a toy model learns to spell from far sooner.
+    merges = [(a, b) for a, b in merges if not _capitals(a + b)]
     tokenizer = Qwen2Tokenizer(vocab=model["vocab"], merges=merges)
     tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:]})
     tokenizer.chat_template = CHAT_TEMPLATE
