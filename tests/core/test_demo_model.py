@@ -8,7 +8,6 @@ import torch
 from diffusers import QwenImage21Pipeline
 from PIL import Image
 
-from qwen_image2.cli import main
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
 ROOT = Path(__file__).parents[2]
@@ -45,13 +44,15 @@ def test_stock_diffusers_loads_the_demo_model_and_draws_what_ours_draws():
     assert np.abs(images[0] - images[1]).max() <= 1e-5
 
 
-def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path):
+def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     generated, edited = tmp_path / "generate.png", tmp_path / "edit.png"
     common = ["--model", str(DEMO), "--size", "128x128", "--steps", "20", "--seed", "0"]
-    main(["generate", makefile_value("DEMO_PROMPT"), *common, "--out", str(generated)])
-    main(
+    for args in (
+        ["generate", makefile_value("DEMO_PROMPT"), *common, "--out", str(generated)],
         ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--out", str(edited)],
-    )
+    ):
+        code, captured = cli(args)
+        assert code == 0, captured.err
     poster, edit = (np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in (generated, edited))
     assert poster.shape == edit.shape == (128, 128, 3)
     assert poster.std() > 10  # a word on a background, not a flat field

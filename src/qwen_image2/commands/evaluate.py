@@ -185,8 +185,15 @@ def text(
     pipe.set_progress_bar_config(disable=True)
     generate = pipeline_generator(pipe, steps, seed, guidance, negative_prompt)
     result, shown = evaluate_text(entries, generate, size)
-    settings = {"model": model, "prompts": [str(f) for f in files], "size": size, "steps": steps}
-    result = settings | {"guidance": guidance, "negative_prompt": negative_prompt, "seed": seed} | result
+    result = {
+        "model": model,
+        "prompts": [str(f) for f in files],
+        "size": size,
+        "steps": steps,
+        "guidance": guidance,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+    } | result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     sheet = save_sheet(shown, out.with_suffix(".png"))

@@ -16,7 +16,7 @@ from qwen_image2.data.synthetic.layouts import Style, fit_size, pick, pick_colou
 from qwen_image2.data.synthetic.scene import Box, Scene, ShapeElement, TextElement, element_box, padded
 
 EDIT_KINDS = ("change_text", "change_colour", "add", "remove", "move")
-# The words style mostly changes one word: that is the demo's edit (the demo model learns edits that change a word).
+# The words style mostly changes one word: the edit the demo model learns.
 EDIT_WEIGHTS = {
     "words": (0.7, 0.1, 0.05, 0.05, 0.1),
     "full": (0.4, 0.15, 0.15, 0.15, 0.15),
