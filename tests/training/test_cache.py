@@ -76,3 +76,29 @@ def test_corrupt_cache_shard_is_skipped_counted_and_images_used(cached, small_re
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["steps"] == 4 and report["skipped_rows"]["corrupt cache shard"] > 0
     assert torch.isfinite(torch.tensor(report["final_loss"]))
+
+
+def test_parallel_cache_equals_the_serial_one_and_resumes_after_a_crashed_part(
+    cached, small_recipe, shapes, tmp_path
+):
+    out = tmp_path / "parallel"
+    args = ["cache", str(shapes), "--model", "tiny", "--out", str(out), "--recipe", str(small_recipe)]
+    result = run_cli(*args, "--shard-size", "8", "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    serial, parallel = CacheReader(cached), CacheReader(out)
+    assert set(parallel.index) == set(serial.index) and not list(out.glob("index-*.json"))
+    assert {e["shard"].split("-")[1] for e in parallel.index.values()} == {"p0", "p1"}
+    for key in list(serial.index)[::7]:
+        (a, a_empty), (b, b_empty) = serial.get(key), parallel.get(key)
+        assert torch.allclose(a.target, b.target, atol=1e-5) and torch.equal(a.embeds, b.embeds)
+        assert (a_empty is None) == (b_empty is None)
+
+    # A part whose index was written but never merged (the run died) counts as cached on the next run.
+    index = json.loads((out / "index.json").read_text())
+    crashed = {k: e for k, e in index.items() if e["shard"].startswith("shard-p1-")}
+    (out / "index-p1.json").write_text(json.dumps(crashed))
+    (out / "index.json").write_text(json.dumps({k: e for k, e in index.items() if k not in crashed}))
+    again = run_cli(*args, "--workers", "3")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"already cached={len(index)}" in again.stdout
+    assert json.loads((out / "index.json").read_text()) == index

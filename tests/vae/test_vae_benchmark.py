@@ -1,4 +1,4 @@
-"""The throughput benchmark's code paths (GPU mode's bf16 autocast and channels-last) at toy size on CPU."""
+"""The throughput benchmark's code paths (GPU mode's bf16 autocast or bf16 weights, channels-last) at toy size on CPU."""
 
 import importlib.util
 from pathlib import Path
@@ -16,10 +16,13 @@ def benchmark():
     return module
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+NAMES = {"fp32": "fp32", "bf16": "bf16 autocast", "bf16-weights": "bf16 weights"}
+
+
+@pytest.mark.parametrize("precision", list(NAMES))
 def test_benchmark_reports_speedup_and_stays_within_tolerance_of_fp32_stock(benchmark, precision):
     args = ["--size", "32", "--images", "2", "--batch-size", "2", "--repeats", "1", "--precision", precision]
     result = benchmark.main(args)
     assert result["within_tolerance"], result
-    assert result["speedup"] > 0 and result["ours"]["bf16"] == (precision == "bf16")
+    assert result["speedup"] > 0 and result["ours"]["precision"] == NAMES[precision]
     assert "cores" in result["machine"]

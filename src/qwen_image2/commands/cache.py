@@ -1,5 +1,6 @@
 """`qwen-image2 cache`."""
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -21,6 +22,9 @@ def cache(
         None, "--resolution", help="Without --recipe: the standard aspect buckets here."
     ),
     shard_size: int = typer.Option(256, "--shard-size", help="Samples per shard file."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes encoding in parallel, each with its own copy of the encoders."
+    ),
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -31,6 +35,8 @@ def cache(
       qwen-image2 cache data/shapes/manifest.parquet --model tiny --out cache/shapes --recipe recipes/tiny.yaml
 
       qwen-image2 cache curated/manifest.parquet -m /models/Qwen-Image-2.1 -o cache/256 --resolution 256
+
+      qwen-image2 cache data/words-128/manifest.parquet -m checkpoints/tiny-demo -o cache/words --resolution 128 --workers 8
     """
     if (recipe is None) == (resolution is None):
         raise UserError("give exactly one of --recipe or --resolution")
@@ -57,7 +63,7 @@ def cache(
         return list(dict.fromkeys(found))
 
     device = resolve_device(device)
-    components = load_components(model, dtype=resolve_dtype(dtype, device), device=device)
+    load = partial(load_components, model, dtype=resolve_dtype(dtype, device), device=device)
     samples = read_manifest(str(manifest))
-    report = build_cache(samples, manifest.parent, components, sizes, out, shard_size)
+    report = build_cache(samples, manifest.parent, load, sizes, out, shard_size, workers)
     typer.echo(" ".join(f"{k}={v}" for k, v in report.items()))

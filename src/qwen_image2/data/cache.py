@@ -8,6 +8,7 @@ name and renamed, then the index is rewritten; a rerun skips every key the index
 
 import json
 import os
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,19 +40,52 @@ def _tensors(prefix: str, encoding: SampleEncoding) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
-class CacheWriter:
-    """Buffers encodings and writes a shard every `shard_size` samples (and on `close`)."""
+def _read_index(path: Path) -> dict[str, dict]:
+    return json.loads(path.read_text()) if path.exists() else {}
 
-    def __init__(self, folder: str | Path, shard_size: int = 256):
+
+def _write_index(path: Path, index: dict[str, dict]) -> None:
+    partial = path.with_name(f"{path.name}.tmp")
+    partial.write_text(json.dumps(index))
+    os.replace(partial, path)
+
+
+def merge_part_indexes(folder: str | Path) -> int:
+    """Fold the indexes that parallel writers left (`index-<part>.json`) into `index.json`; returns how
+    many entries it added. Done before parallel writers start (a crashed run's parts) and after they end."""
+    folder = Path(folder)
+    parts = sorted(folder.glob("index-*.json"))
+    if not parts:
+        return 0
+    index = _read_index(folder / INDEX)
+    before = len(index)
+    for part in parts:
+        index.update(_read_index(part))
+    _write_index(folder / INDEX, index)
+    for part in parts:
+        part.unlink()
+    return len(index) - before
+
+
+class CacheWriter:
+    """Buffers encodings and writes a shard every `shard_size` samples (and on `close`).
+
+    One of several writers filling the same folder at once names its `part`: its shards are then
+    `shard-<part>-N` and its index `index-<part>.json`, which `merge_part_indexes` folds into `index.json`.
+    """
+
+    def __init__(self, folder: str | Path, shard_size: int = 256, part: str | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
-        index_path = self.folder / INDEX
-        self.index: dict[str, dict] = json.loads(index_path.read_text()) if index_path.exists() else {}
+        self.prefix = f"shard-{part}-" if part else "shard-"
+        self.index_path = self.folder / (f"index-{part}.json" if part else INDEX)
+        self.known = _read_index(self.folder / INDEX) if part else {}  # the merged index, read-only here
+        self.index: dict[str, dict] = _read_index(self.index_path)
         self.pending: dict[str, tuple[SampleEncoding, SampleEncoding | None]] = {}
 
     def __contains__(self, key: str) -> bool:
-        return key in self.index or key in self.pending
+        return key in self.index or key in self.pending or key in self.known
 
     def add(self, key: str, encoding: SampleEncoding, unconditional: SampleEncoding | None = None) -> None:
         self.pending[key] = (encoding, unconditional)
@@ -61,7 +95,12 @@ class CacheWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        shard = f"shard-{len({entry['shard'] for entry in self.index.values()}):06d}.safetensors"
+        own = {
+            e["shard"]
+            for e in [*self.index.values(), *self.known.values()]
+            if e["shard"].startswith(self.prefix)
+        }
+        shard = f"{self.prefix}{len(own):06d}.safetensors"
         tensors, entries = {}, {}
         for key, (encoding, unconditional) in self.pending.items():
             tensors.update(_tensors(f"{key}/cond", encoding))
@@ -78,9 +117,7 @@ class CacheWriter:
         save_file(tensors, str(partial))
         os.replace(partial, self.folder / shard)
         self.index.update(entries)
-        index_tmp = self.folder / f"{INDEX}.tmp"
-        index_tmp.write_text(json.dumps(self.index))
-        os.replace(index_tmp, self.folder / INDEX)
+        _write_index(self.index_path, self.index)
         self.pending.clear()
 
     def close(self) -> None:
@@ -88,32 +125,47 @@ class CacheWriter:
 
 
 class CacheReader:
-    """Reads cached encodings by key; a missing or damaged shard raises `CacheError`."""
+    """Reads cached encodings by key; a missing or damaged shard raises `CacheError`.
 
-    def __init__(self, folder: str | Path):
+    Opening a shard parses its header (about a thousand tensor names), which costs more than reading one
+    sample's tensors, so the last `open_shards` shards stay open (memory-mapped) between reads.
+    """
+
+    def __init__(self, folder: str | Path, open_shards: int = 256):
         self.folder = Path(folder)
-        index_path = self.folder / INDEX
-        self.index: dict[str, dict] = json.loads(index_path.read_text()) if index_path.exists() else {}
+        self.index: dict[str, dict] = _read_index(self.folder / INDEX)
+        self.open_shards = open_shards
+        self._shards: OrderedDict[str, tuple[object, set[str]]] = OrderedDict()
 
     def __contains__(self, key: str) -> bool:
         return key in self.index
 
+    def _shard(self, name: str) -> tuple[object, set[str]]:
+        if name in self._shards:
+            self._shards.move_to_end(name)
+            return self._shards[name]
+        handle = safe_open(self.folder / name, framework="pt")
+        self._shards[name] = handle, set(handle.keys())
+        if len(self._shards) > self.open_shards:
+            self._shards.popitem(last=False)
+        return self._shards[name]
+
     def get(self, key: str) -> tuple[SampleEncoding, SampleEncoding | None]:
         """The conditional encoding and, for an edit, the empty-instruction one (None for T2I samples, whose
-        empty prompt does not depend on the sample), read with one opening of the shard."""
+        empty prompt does not depend on the sample)."""
         entry = self.index[key]
         try:
-            with safe_open(self.folder / entry["shard"], framework="pt") as shard:
-                names = set(shard.keys())
-                parts = {
-                    kind: {
-                        name: shard.get_tensor(f"{key}/{kind}.{name}")
-                        for name in ("target", "embeds", "slots", "condition_latents")
-                        if f"{key}/{kind}.{name}" in names
-                    }
-                    for kind in ("cond", "uncond")
+            shard, names = self._shard(entry["shard"])
+            parts = {
+                kind: {
+                    name: shard.get_tensor(f"{key}/{kind}.{name}")
+                    for name in ("target", "embeds", "slots", "condition_latents")
+                    if f"{key}/{kind}.{name}" in names
                 }
+                for kind in ("cond", "uncond")
+            }
         except (OSError, SafetensorError) as err:
+            self._shards.pop(entry["shard"], None)
             raise CacheError(f"cache shard {entry['shard']} unreadable ({err.__class__.__name__})") from None
         cond, uncond = parts["cond"], parts["uncond"]
         if not {"target", "embeds", "slots"} <= set(cond):

@@ -6,7 +6,7 @@ encoded into layout groups, each group is one forward, and the loss is the token
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,16 @@ class LatentBatch:
     conditions: Conditions
     condition_latents: torch.Tensor | None = None
     condition_grids: list[tuple[int, int]] = field(default_factory=list)
+
+    def to(self, device: torch.device | str) -> "LatentBatch":
+        """The batch on `device` (a cache is read on the CPU; the DiT may train on a GPU)."""
+        condition_latents = None if self.condition_latents is None else self.condition_latents.to(device)
+        return replace(
+            self,
+            target=self.target.to(device),
+            conditions=self.conditions.to(device),
+            condition_latents=condition_latents,
+        )
 
 
 @dataclass

@@ -47,6 +47,10 @@ class Conditions:
             torch.cat([self.image_pad_mask, self.image_pad_mask.new_zeros(batch, extra)], dim=1),
         )
 
+    def to(self, device: torch.device | str) -> "Conditions":
+        mask = None if self.mask is None else self.mask.to(device)
+        return Conditions(self.embeds.to(device), mask, self.image_pad_mask.to(device))
+
     def repeat(self, n: int) -> "Conditions":
         """Each row `n` times in a row, as `num_images_per_prompt` needs."""
         if n == 1:

@@ -7,6 +7,7 @@ from PIL import Image
 
 from qwen_image2.errors import UserError
 from qwen_image2.models.conditioning import encoder_view
+from qwen_image2.models.vae_direct import encode_moments
 
 
 def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,8 +18,12 @@ def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Ten
 
 
 def encode_latents(vae: AutoencoderKLQwenImage21, pixels: torch.Tensor) -> torch.Tensor:
-    """Pixels (B, C, H, W) in [-1, 1] -> normalised latents (B, z_dim, H/16, W/16), deterministic."""
-    latents = vae.encode(pixels.unsqueeze(2)).latent_dist.mode()[:, :, 0]
+    """Pixels (B, C, H, W) in [-1, 1] -> normalised latents (B, z_dim, H/16, W/16), deterministic.
+
+    The encoder is called directly, without the video frame loop's feature cache: the same numbers as
+    `vae.encode(...).latent_dist.mode()` (tests/vae/test_vae_losses.py) without a copy of every layer's input.
+    """
+    latents, _ = encode_moments(vae, pixels)
     mean, std = _stats(vae, latents)
     return (latents - mean) / std
 

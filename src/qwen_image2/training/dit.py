@@ -71,8 +71,11 @@ def encode_for_training(
         return sample.encoding
     if sample.unconditional is not None:
         return sample.unconditional
-    # A T2I sample's empty prompt is the same for every sample: encoded once per run.
-    return replace(sample.encoding, embeds=empty_prompt.embeds[0], slots=empty_prompt.image_pad_mask[0])
+    # A T2I sample's empty prompt is the same for every sample: encoded once per run (on the model's
+    # device, brought to the cached sample's).
+    embeds, slots = empty_prompt.embeds[0], empty_prompt.image_pad_mask[0]
+    device = sample.encoding.embeds.device
+    return replace(sample.encoding, embeds=embeds.to(device), slots=slots.to(device))
 
 
 def accumulate_gradients(
@@ -100,7 +103,7 @@ def accumulate_gradients(
             encode_for_training(components, sample, bool(dropped[position]), empty_prompt)
             for sample, position in zip(chunk, positions, strict=True)
         ]
-        latent_batch = stack_encodings(encodings)
+        latent_batch = stack_encodings(encodings).to(device)
         # Text is right-padded and the target's RoPE positions follow the padded length, so every rank pads
         # to the longest prompt of the global micro-batch: the result cannot depend on the sharding.
         length = max_over_ranks(latent_batch.conditions.embeds.shape[1], device)
