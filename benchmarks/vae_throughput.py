@@ -1,13 +1,15 @@
 """Encode throughput for latent caching: ours vs the stock diffusers encode loop, same model, same run.
 
 Stock: `vae.encode(x.unsqueeze(2)).latent_dist.mode()` one image at a time in the VAE's dtype, as a naive
-caching loop over a dataset calls it. Ours (`models/vae_direct.encode_for_cache`, the trainer's cache
-path): batched, the encoder called without the video feature cache, channels-last, bf16 autocast on GPU,
-optionally torch.compile. Outputs are checked against the fp32 stock result (bf16 tolerance on GPU).
+caching loop over a dataset calls it. Ours (`models/vae_direct.encode_for_cache`, which `qwen-image2
+cache` calls on batches of same-size images): batched, the encoder called without the video feature
+cache, channels-last, on GPU bf16 (autocast, or the VAE cast to bf16 as `cache --dtype auto` loads it),
+optionally torch.compile (`cache --compile`). Outputs are checked against the fp32 stock result (bf16
+tolerance on GPU).
 
   python benchmarks/vae_throughput.py                       # CPU, tiny preset, 256x256
   python benchmarks/vae_throughput.py --device cuda         # GPU, qwen-image-2.1 VAE, 1024x1024, bf16
-  python benchmarks/vae_throughput.py --device cuda --compile
+  python benchmarks/vae_throughput.py --device cuda --precision bf16-weights --compile
   python benchmarks/vae_throughput.py --precision bf16 --size 64   # the GPU path's bf16 check, on CPU
 
 Prints one JSON object naming the machine.

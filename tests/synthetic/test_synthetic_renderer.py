@@ -105,22 +105,18 @@ def test_edit_changes_pixels_only_inside_its_mask_and_the_new_text_lies_inside_i
 
 
 def test_word_style_draws_one_short_uppercase_word_centred_on_a_square_in_one_face():
-    heights = {}
-    for index in range(60):
+    for index in range(30):
         rng = np.random.default_rng([5, index])
         scene = build_scene(rng, 128, "en", WORDS)
         (word,) = scene.elements
         assert scene.layout == "word_poster" and scene.size == (128, 128)
-        assert word.text.isupper() and 1 <= len(word.text) <= 5
-        heights.setdefault(min(len(word.text), 3), []).append(word.size)
+        assert word.text.isupper() and 3 <= len(word.text) <= 5
         assert word.font == "DejaVu Sans Bold" and word.colour in WORDS.text_colours
         x0, y0, x1, y1 = text_box(word)
         assert abs((x0 + x1) / 2 - 64) <= 3 and abs((y0 + y1) / 2 - 64) <= 1.5  # no jitter
         assert caption(scene).startswith(
             f'A poster that reads "{word.text}" in large {word.colour} bold sans-serif'
         )
-    # Random capitals from single letters up are among the words, drawn no larger than three letters are.
-    assert {1, 2, 3} <= set(heights) and max(heights[1] + heights[2]) <= max(heights[3])
 
 
 def test_held_out_words_are_never_training_words():

@@ -6,6 +6,10 @@ from training_helpers import run_cli
 
 from qwen_image2.config import load_config
 from qwen_image2.data.cache import CacheError, CacheReader
+from qwen_image2.data.caching import encode_for_cache_batch
+from qwen_image2.data.loader import load_training_sample, read_manifest
+from qwen_image2.diffusion.loss import encode_sample
+from qwen_image2.models.loading import load_components
 from qwen_image2.training.config import TrainConfig
 from qwen_image2.training.dit import train
 
@@ -102,3 +106,26 @@ def test_parallel_cache_equals_the_serial_one_and_resumes_after_a_crashed_part(
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"already cached={len(index)}" in again.stdout
     assert json.loads((out / "index.json").read_text()) == index
+
+
+def test_batched_cache_encoding_equals_encoding_each_sample_alone(shapes):
+    components = load_components("tiny")
+    samples = read_manifest(str(shapes))
+    edits = [s for s in samples if s.conditions][:3]
+    loaded = [
+        load_training_sample(sample, shapes.parent, width, height)
+        for sample in [*samples[:4], *edits]
+        for width, height in ((64, 64), (96, 64))
+    ]
+    batched = encode_for_cache_batch(components, loaded, batch_size=3)  # sizes and T2I/edit interleave
+    for sample, (encoding, unconditional) in zip(loaded, batched, strict=True):
+        alone = encode_sample(components, sample)
+        assert encoding.target_grid == alone.target_grid
+        assert encoding.condition_grids == alone.condition_grids
+        assert torch.allclose(encoding.target, alone.target, atol=1e-5)  # channels-last reorders sums
+        assert torch.equal(encoding.embeds, alone.embeds) and torch.equal(encoding.slots, alone.slots)
+        if sample.condition_images:
+            assert torch.allclose(encoding.condition_latents, alone.condition_latents, atol=1e-5)
+            assert unconditional is not None and not torch.equal(unconditional.embeds, encoding.embeds)
+        else:
+            assert encoding.condition_latents is None and unconditional is None

@@ -22,6 +22,8 @@ def cache(
         None, "--resolution", help="Without --recipe: the standard aspect buckets here."
     ),
     shard_size: int = typer.Option(256, "--shard-size", help="Samples per shard file."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per VAE call."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the VAE encoder (GPU)."),
     workers: int = typer.Option(
         1, "--workers", min=1, help="Processes encoding in parallel, each with its own copy of the encoders."
     ),
@@ -41,7 +43,7 @@ def cache(
     if (recipe is None) == (resolution is None):
         raise UserError("give exactly one of --recipe or --resolution")
     from qwen_image2.data.buckets import ASPECT_RATIOS, Bucket, bucket_size, nearest_bucket
-    from qwen_image2.data.caching import build_cache
+    from qwen_image2.data.caching import CacheSettings, build_cache
     from qwen_image2.data.loader import build_buckets, read_manifest
     from qwen_image2.models.loading import load_components
 
@@ -65,5 +67,6 @@ def cache(
     device = resolve_device(device)
     load = partial(load_components, model, dtype=resolve_dtype(dtype, device), device=device)
     samples = read_manifest(str(manifest))
-    report = build_cache(samples, manifest.parent, load, sizes, out, shard_size, workers)
+    settings = CacheSettings(shard_size, batch_size, compile)
+    report = build_cache(samples, manifest.parent, load, sizes, out, settings, workers)
     typer.echo(" ".join(f"{k}={v}" for k, v in report.items()))

@@ -1,7 +1,8 @@
 """The cache job: encode every eligible sample at the bucket sizes training will read, once.
 
-Samples are independent, so the job splits across processes (`workers`): each loads its own encoders and
-writes its own shards and index part into the same folder; the parts are merged into one index at the end.
+The VAE encodes batches of same-size images (`batch_size`), channels-last; samples are independent, so
+the job also splits across processes (`workers`): each loads its own encoders and writes its own shards
+and index part into the same folder; the parts are merged into one index at the end.
 """
 
 import json
@@ -10,7 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,28 +20,81 @@ from tqdm import tqdm
 from qwen_image2.data.cache import CacheReader, CacheWriter, cache_key, merge_part_indexes
 from qwen_image2.data.loader import IMAGE_ERRORS, failure_reason, load_training_sample
 from qwen_image2.data.records import Sample
-from qwen_image2.diffusion.loss import encode_sample
+from qwen_image2.diffusion.loss import SampleEncoding, TrainingSample
 from qwen_image2.models.components import Components
 from qwen_image2.models.conditioning import encode_conditions
+from qwen_image2.models.latents import encode_image_batches
 
 Job = tuple[Sample, list[tuple[int, int]]]  # a sample and the bucket sizes to cache it at
 
 
+@dataclass(frozen=True)
+class CacheSettings:
+    shard_size: int = 256  # samples per shard file
+    batch_size: int = 16  # samples per VAE call (same-size images batch together)
+    compile: bool = False  # torch.compile the VAE encoder (pays off on a GPU over many batches)
+
+
+def encode_for_cache_batch(
+    components: Components, loaded: list[TrainingSample], batch_size: int
+) -> list[tuple[SampleEncoding, SampleEncoding | None]]:
+    """The encodings of samples, as `encode_sample` gives them one by one, with the VAE run on batches of
+    same-size images; each edit also gets its empty-instruction states (caption dropout keeps an edit's
+    images, so those depend on the sample; the latents do not change, so only the text side is encoded)."""
+    vae, text_encoder, processor = components.vae, components.text_encoder, components.processor
+    targets = encode_image_batches(vae, [sample.image for sample in loaded], batch_size)
+    references = [image for sample in loaded for image in sample.condition_images]
+    reference_latents = iter(encode_image_batches(vae, references, batch_size))
+    results = []
+    for sample, (target, target_grid) in zip(loaded, targets, strict=True):
+        conditions = encode_conditions(text_encoder, processor, [sample.prompt], sample.condition_images)
+        mine = [next(reference_latents) for _ in sample.condition_images]
+        encoding = SampleEncoding(
+            target=target,
+            target_grid=target_grid,
+            embeds=conditions.embeds[0],
+            slots=conditions.image_pad_mask[0],
+            condition_latents=torch.cat([tokens for tokens, _ in mine]) if mine else None,
+            condition_grids=[grid for _, grid in mine],
+        )
+        unconditional = None
+        if sample.condition_images:
+            empty = encode_conditions(text_encoder, processor, [""], sample.condition_images)
+            unconditional = replace(encoding, embeds=empty.embeds[0], slots=empty.image_pad_mask[0])
+        results.append((encoding, unconditional))
+    return results
+
+
+@torch.no_grad()
 def cache_jobs(
     jobs: list[Job],
     root: Path,
     load: Callable[[], Components],
     out: Path,
-    shard_size: int,
+    settings: CacheSettings,
     part: str | None = None,
     threads: int | None = None,
 ) -> Counter:
-    """Encode `jobs` into `out` with the encoders `load()` returns; one process's share of the job."""
+    """Encode `jobs` into `out` with the encoders `load()` returns, `settings.batch_size` samples at a time;
+    one process's share of the job."""
     if threads:
         torch.set_num_threads(threads)
     components = load()
-    writer = CacheWriter(out, shard_size, part)
+    components.vae.to(memory_format=torch.channels_last)
+    if settings.compile:
+        components.vae.encoder = torch.compile(components.vae.encoder)
+    batch_size = settings.batch_size
+    writer = CacheWriter(out, settings.shard_size, part)
     counts: Counter = Counter()
+    pending: list[tuple[str, TrainingSample]] = []
+
+    def flush() -> None:
+        encodings = encode_for_cache_batch(components, [loaded for _, loaded in pending], batch_size)
+        for (key, _), (encoding, unconditional) in zip(pending, encodings, strict=True):
+            writer.add(key, encoding, unconditional)
+        counts["cached"] += len(pending)
+        pending.clear()
+
     desc = f"cache {part}" if part else "cache"
     for sample, sizes in tqdm(jobs, desc=desc, disable=part not in (None, "p0"), mininterval=2):
         for width, height in sizes:
@@ -49,21 +103,13 @@ def cache_jobs(
                 counts["already cached"] += 1
                 continue
             try:
-                loaded = load_training_sample(sample, root, width, height)
+                pending.append((key, load_training_sample(sample, root, width, height)))
             except IMAGE_ERRORS as err:
                 counts[failure_reason(err)] += 1
-                continue
-            encoding = encode_sample(components, loaded)
-            unconditional = None
-            if loaded.condition_images:
-                # Caption dropout keeps an edit's images, so its empty-instruction states depend on the sample;
-                # the latents do not change, so only the text side is encoded again.
-                empty = encode_conditions(
-                    components.text_encoder, components.processor, [""], loaded.condition_images
-                )
-                unconditional = replace(encoding, embeds=empty.embeds[0], slots=empty.image_pad_mask[0])
-            writer.add(key, encoding, unconditional)
-            counts["cached"] += 1
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
     writer.close()
     return counts
 
@@ -74,7 +120,7 @@ def build_cache(
     load: Callable[[], Components],
     sizes: Callable[[Sample], list[tuple[int, int]]],
     out: Path,
-    shard_size: int = 256,
+    settings: CacheSettings = CacheSettings(),
     workers: int = 1,
 ) -> dict:
     """Encode each sample at each of `sizes(sample)` into `out`; resumable; returns (and writes) a report.
@@ -85,14 +131,14 @@ def build_cache(
     jobs = [(sample, sizes(sample)) for sample in samples]
     merge_part_indexes(out)  # parts a crashed parallel run left behind count as cached
     if workers == 1:
-        counts = cache_jobs(jobs, root, load, out, shard_size)
+        counts = cache_jobs(jobs, root, load, out, settings)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # spawn: a forked child would inherit the parent's torch threads and any CUDA state
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             parts = [
-                pool.submit(cache_jobs, jobs[k::workers], root, load, out, shard_size, f"p{k}", threads)
+                pool.submit(cache_jobs, jobs[k::workers], root, load, out, settings, f"p{k}", threads)
                 for k in range(workers)
             ]
             counts = sum((part.result() for part in parts), Counter())

@@ -7,7 +7,7 @@ from PIL import Image
 
 from qwen_image2.errors import UserError
 from qwen_image2.models.conditioning import encoder_view
-from qwen_image2.models.vae_direct import encode_moments
+from qwen_image2.models.vae_direct import encode_for_cache, encode_moments
 
 
 def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,6 +26,29 @@ def encode_latents(vae: AutoencoderKLQwenImage21, pixels: torch.Tensor) -> torch
     latents, _ = encode_moments(vae, pixels)
     mean, std = _stats(vae, latents)
     return (latents - mean) / std
+
+
+def encode_image_batches(
+    vae: AutoencoderKLQwenImage21, images: list[Image.Image], batch_size: int = 16, channels_last: bool = True
+) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+    """Each image's packed normalised latents (h·w, z_dim) in fp32 and its (h, w) grid, encoded in batches
+    of same-size images with the direct encoder (`encode_for_cache`, channels-last): the latent cache's
+    path, where throughput matters (benchmarks/vae_throughput.py)."""
+    channels = vae.config.in_channels
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(image.size, []).append(index)
+    out: list = [None] * len(images)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            pixels = to_pixels([images[i] for i in chunk], channels).to(vae.device, vae.dtype)
+            latents = encode_for_cache(vae, pixels, channels_last=channels_last)
+            mean, std = _stats(vae, latents)
+            grid = tuple(latents.shape[-2:])
+            for i, tokens in zip(chunk, pack((latents - mean) / std), strict=True):
+                out[i] = tokens, grid
+    return out
 
 
 def decode_latents(vae: AutoencoderKLQwenImage21, latents: torch.Tensor) -> torch.Tensor:

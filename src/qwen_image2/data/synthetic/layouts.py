@@ -30,14 +30,11 @@ class Style:
     max_letters: int
     aspects: tuple[tuple[int, int], ...] | None = None  # None: every aspect the tier and layout allow
     jitter: float = 0.04  # a word poster's word moves off centre by up to this share of the size
-    letters: float = 0.0  # share of single words that are random capitals, 1..max_letters of them
 
 
 FULL = Style("full", KINDS, tuple(COLOURS), tuple(COLOURS), None, 0.25, 7)
 # A tiny model on a CPU learns to spell only when little else varies: one face, where each letter sits
 # fixed by the word's length (square, centred), letters at least ~1.3 latent cells wide at 128 px.
-# A third of its words are random capitals, from single letters up: each glyph is then seen alone, with
-# no positional routing to learn first, and in no word the model could memorise as one shape.
 WORDS = Style(
     "words",
     ("flat",),
@@ -48,7 +45,6 @@ WORDS = Style(
     5,
     aspects=((1, 1),),
     jitter=0.0,
-    letters=0.3,
 )
 
 
@@ -122,8 +118,6 @@ def single_text(rng: np.random.Generator, style: Style, lang: str, size: tuple[i
     if lang == "zh":
         return vocabulary.zh_word(rng, 2 if min(size) < 128 else 3)
     letters = min(style.max_letters, 5 if min(size) < 64 else style.max_letters)
-    if style.letters and rng.random() < style.letters:
-        return vocabulary.letter_string(rng, letters)
     return vocabulary.en_word(rng, letters, style.pseudo)
 
 
@@ -151,9 +145,7 @@ def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: s
     text = text or single_text(rng, style, lang, size)
     font = pick_font(rng, style, lang, bold=True)
     width, height = size
-    # One or two letters are sized as three would be, so that glyphs come in the sizes words have.
-    sizing = text.ljust(3, "N") if lang == "en" else text
-    font_size = fit_size(sizing, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
+    font_size = fit_size(text, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
     jitter = rng.uniform(-style.jitter, style.jitter, 2) * size
     colour = pick_colour(rng, style, background.mean_colour)
     word = centred_text(

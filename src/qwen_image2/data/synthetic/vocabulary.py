@@ -93,15 +93,6 @@ def pseudo_word(rng: np.random.Generator, max_letters: int = 6) -> str:
             return word
 
 
-def letter_string(rng: np.random.Generator, max_letters: int = 5) -> str:
-    """1..max_letters uniformly random capitals (not a held-out word): glyphs with no word around them."""
-    while True:
-        count = int(rng.integers(1, max_letters + 1))
-        word = "".join(chr(ord("A") + int(i)) for i in rng.integers(0, 26, count))
-        if word not in _AVOID:
-            return word
-
-
 def en_word(rng: np.random.Generator, max_letters: int = 7, pseudo: float = 0.25) -> str:
     """A training word (uppercase) of at most `max_letters`; a pseudo-word with probability `pseudo`."""
     if rng.random() < pseudo:
