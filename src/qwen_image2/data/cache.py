@@ -50,21 +50,19 @@ def _write_index(path: Path, index: dict[str, dict]) -> None:
     os.replace(partial, path)
 
 
-def merge_part_indexes(folder: str | Path) -> int:
-    """Fold the indexes that parallel writers left (`index-<part>.json`) into `index.json`; returns how
-    many entries it added. Done before parallel writers start (a crashed run's parts) and after they end."""
+def merge_part_indexes(folder: str | Path) -> None:
+    """Fold the indexes that parallel writers left (`index-<part>.json`) into `index.json`. Done before
+    parallel writers start (a crashed run's parts) and after they end."""
     folder = Path(folder)
     parts = sorted(folder.glob("index-*.json"))
     if not parts:
-        return 0
+        return
     index = _read_index(folder / INDEX)
-    before = len(index)
     for part in parts:
         index.update(_read_index(part))
     _write_index(folder / INDEX, index)
     for part in parts:
         part.unlink()
-    return len(index) - before
 
 
 class CacheWriter:
@@ -82,6 +80,8 @@ class CacheWriter:
         self.index_path = self.folder / (f"index-{part}.json" if part else INDEX)
         self.known = _read_index(self.folder / INDEX) if part else {}  # the merged index, read-only here
         self.index: dict[str, dict] = _read_index(self.index_path)
+        shards = {e["shard"] for e in [*self.index.values(), *self.known.values()]}
+        self.shard_count = sum(name.startswith(self.prefix) for name in shards)  # the next shard's number
         self.pending: dict[str, tuple[SampleEncoding, SampleEncoding | None]] = {}
 
     def __contains__(self, key: str) -> bool:
@@ -95,12 +95,7 @@ class CacheWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        own = {
-            e["shard"]
-            for e in [*self.index.values(), *self.known.values()]
-            if e["shard"].startswith(self.prefix)
-        }
-        shard = f"{self.prefix}{len(own):06d}.safetensors"
+        shard = f"{self.prefix}{self.shard_count:06d}.safetensors"
         tensors, entries = {}, {}
         for key, (encoding, unconditional) in self.pending.items():
             tensors.update(_tensors(f"{key}/cond", encoding))
@@ -118,6 +113,7 @@ class CacheWriter:
         os.replace(partial, self.folder / shard)
         self.index.update(entries)
         _write_index(self.index_path, self.index)
+        self.shard_count += 1
         self.pending.clear()
 
     def close(self) -> None:

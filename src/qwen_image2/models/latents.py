@@ -17,15 +17,18 @@ def _stats(vae: AutoencoderKLQwenImage21, like: torch.Tensor) -> tuple[torch.Ten
     return mean, std
 
 
+def _normalise(vae: AutoencoderKLQwenImage21, latents: torch.Tensor) -> torch.Tensor:
+    mean, std = _stats(vae, latents)
+    return (latents - mean) / std
+
+
 def encode_latents(vae: AutoencoderKLQwenImage21, pixels: torch.Tensor) -> torch.Tensor:
     """Pixels (B, C, H, W) in [-1, 1] -> normalised latents (B, z_dim, H/16, W/16), deterministic.
 
     The encoder is called directly, without the video frame loop's feature cache: the same numbers as
     `vae.encode(...).latent_dist.mode()` (tests/vae/test_vae_losses.py) without a copy of every layer's input.
     """
-    latents, _ = encode_moments(vae, pixels)
-    mean, std = _stats(vae, latents)
-    return (latents - mean) / std
+    return _normalise(vae, encode_moments(vae, pixels)[0])
 
 
 def encode_image_batches(
@@ -44,9 +47,8 @@ def encode_image_batches(
             chunk = indices[start : start + batch_size]
             pixels = to_pixels([images[i] for i in chunk], channels).to(vae.device, vae.dtype)
             latents = encode_for_cache(vae, pixels, channels_last=channels_last)
-            mean, std = _stats(vae, latents)
             grid = tuple(latents.shape[-2:])
-            for i, tokens in zip(chunk, pack((latents - mean) / std), strict=True):
+            for i, tokens in zip(chunk, pack(_normalise(vae, latents)), strict=True):
                 out[i] = tokens, grid
     return out
 

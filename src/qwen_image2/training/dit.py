@@ -71,11 +71,8 @@ def encode_for_training(
         return sample.encoding
     if sample.unconditional is not None:
         return sample.unconditional
-    # A T2I sample's empty prompt is the same for every sample: encoded once per run (on the model's
-    # device, brought to the cached sample's).
-    embeds, slots = empty_prompt.embeds[0], empty_prompt.image_pad_mask[0]
-    device = sample.encoding.embeds.device
-    return replace(sample.encoding, embeds=embeds.to(device), slots=slots.to(device))
+    # A T2I sample's empty prompt is the same for every sample: encoded once per run.
+    return replace(sample.encoding, embeds=empty_prompt.embeds[0], slots=empty_prompt.image_pad_mask[0])
 
 
 def accumulate_gradients(
@@ -171,7 +168,8 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     samples = read_manifest(config.data.manifest)
     root = Path(config.data.root or Path(config.data.manifest).parent)
     cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
-    empty_prompt = encode_conditions(components.text_encoder, components.processor, [""])
+    # Read only with cached samples, which load on the CPU: it stays there until the batch moves.
+    empty_prompt = encode_conditions(components.text_encoder, components.processor, [""]).to("cpu")
     validator = Validator(components, transformer, config.validation, samples, root, config.seed, out)
     total = config.total_steps
     loader, loader_stage, pending = None, None, None
