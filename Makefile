@@ -22,8 +22,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 # The bundled demo model (recipes/tiny-demo.yaml): a word poster, then an edit of its word.
 DEMO_MODEL ?= checkpoints/tiny-demo
-DEMO_PROMPT := A poster that reads "HELLO" in large black bold sans-serif letters, centered on a flat white background.
-DEMO_EDIT := Change the text "HELLO" to "WORLD".
+DEMO_PROMPT := A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.
+DEMO_EDIT := Make the text read "WORLD" instead of "HELLO".
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/qwen-image2 generate '$(DEMO_PROMPT)' --model $(DEMO_MODEL) --size 128x128 --steps 20 --seed 0 --out outputs/demo/generate.png

@@ -1,6 +1,7 @@
 """The synthetic text renderer: determinism, coverage, captions, edit masks, shards and the trainer's view."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ from qwen_image2.cli import main
 from qwen_image2.data.loader import read_manifest
 from qwen_image2.data.synthetic import fonts, vocabulary
 from qwen_image2.data.synthetic.captions import caption, quoted
-from qwen_image2.data.synthetic.edits import EDITS, make_edit
+from qwen_image2.data.synthetic.edits import EDITS, change_text_to, make_edit
 from qwen_image2.data.synthetic.layouts import FULL, LAYOUTS, WORDS, build_scene, scene_size
 from qwen_image2.data.synthetic.scene import (
     TextElement,
@@ -104,19 +105,30 @@ def test_edit_changes_pixels_only_inside_its_mask_and_the_new_text_lies_inside_i
     assert checked >= 10
 
 
-def test_word_style_draws_one_short_uppercase_word_centred_on_a_square_in_one_face():
+def test_word_style_draws_each_letter_of_one_short_word_in_its_own_latent_cell_column():
+    checked_edits = 0
     for index in range(30):
         rng = np.random.default_rng([5, index])
         scene = build_scene(rng, 128, "en", WORDS)
         (word,) = scene.elements
         assert scene.layout == "word_poster" and scene.size == (128, 128)
         assert word.text.isupper() and 3 <= len(word.text) <= 5
-        assert word.font == "DejaVu Sans Bold" and word.colour in WORDS.text_colours
-        x0, y0, x1, y1 = text_box(word)
-        assert abs((x0 + x1) / 2 - 64) <= 3 and abs((y0 + y1) / 2 - 64) <= 1.5  # no jitter
+        assert word.font == "DejaVu Sans Mono Bold" and word.colour in WORDS.text_colours
+        # Letter k's ink lies inside pixel column k + 1 of 16 px: one VAE latent cell column per letter.
+        for k, letter in enumerate(word.text):
+            x0, y0, x1, y1 = text_box(replace(word, text=letter, xy=(word.xy[0] + 16 * k, word.xy[1])))
+            assert 16 * (k + 1) <= x0 and x1 <= 16 * (k + 2), (word.text, letter)
+            if letter not in "QJ":  # no descender: the capitals are centred on the middle row
+                assert abs((y0 + y1) / 2 - 64) <= 1
         assert caption(scene).startswith(
-            f'A poster that reads "{word.text}" in large {word.colour} bold sans-serif'
+            f'A poster that reads "{word.text}" in {word.colour} bold monospaced letters, left-aligned'
         )
+        edit = change_text_to(scene, 0, "GRID")
+        if edit is not None:  # a changed word keeps the grid: same first column, line and size
+            (changed,) = edit.target.elements
+            assert (changed.xy, changed.size, changed.pitch) == (word.xy, word.size, word.pitch)
+            checked_edits += 1
+    assert checked_edits == 30
 
 
 def test_held_out_words_are_never_training_words():

@@ -7,7 +7,7 @@ train on, within what it was taught". Regenerate with `python -m qwen_image2.eva
 
 - words_en.jsonl: single-word EN word-poster prompts ({"prompt", "text", "lang"}).
 - words_zh.jsonl: the same for two-character ZH words.
-- edits_en.jsonl: "Change the text "A" to "B"" on a rendered 128 px word poster of A (both held out),
+- edits_en.jsonl: "Make the text read "B" instead of "A"" on a rendered 128 px word poster of A (both held out),
   with the source image and the mask of the changed region (`image`, `mask`: paths beside the file).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from qwen_image2.data.synthetic.captions import word_poster_caption
 from qwen_image2.data.synthetic.edits import change_text_to
-from qwen_image2.data.synthetic.layouts import WORDS, font_style_words, scene_size, word_poster
+from qwen_image2.data.synthetic.layouts import WORDS, scene_size, word_poster
 from qwen_image2.data.synthetic.scene import render_mask, render_scene
 from qwen_image2.data.synthetic.vocabulary import HELDOUT_EN, HELDOUT_ZH
 
@@ -34,7 +34,7 @@ def _t2i_entries(words: tuple[str, ...], lang: str, rng: np.random.Generator) ->
         scene = word_poster(rng, (EDIT_SIZE, EDIT_SIZE), lang, WORDS, text=word)
         element = scene.elements[0]
         background = scene.background.describe()
-        prompt = word_poster_caption(element.colour, font_style_words(element.font), word, background, lang)
+        prompt = word_poster_caption(element, background, lang)
         entries.append({"prompt": prompt, "text": word, "lang": lang})
     return entries
 

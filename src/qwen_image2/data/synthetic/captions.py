@@ -23,13 +23,15 @@ def position_words(box: Box, size: tuple[int, int]) -> str:
     return f"at the {' '.join(p for p in (row, column) if p)}"
 
 
-def word_poster_caption(colour: str, font_words: str, text: str, background: str, lang: str) -> str:
+def word_poster_caption(word: TextElement, background: str, lang: str) -> str:
     """The one word-poster form; evaluation/heldout.py writes its prompts with this same function. The
     quoted text comes first, so that its letters sit at the same place in every caption: a small model
     learns which letter goes where far sooner when the letters do not move."""
     glyphs = "characters" if lang == "zh" else "letters"
+    size, placement = ("", "left-aligned") if word.pitch else ("large ", "centered")
     return (
-        f"A poster that reads {quoted(text, lang)} in large {colour} {font_words} {glyphs}, centered on {background}."
+        f"A poster that reads {quoted(word.text, lang)} in {size}{word.colour} {font_style_words(word.font)} "
+        f"{glyphs}, {placement} on {background}."
     )
 
 
@@ -50,7 +52,7 @@ def caption(scene: Scene) -> str:
     first = texts[0]
     style = font_style_words(first.font)
     if scene.layout == "word_poster":
-        return word_poster_caption(first.colour, style, first.text, background, lang)
+        return word_poster_caption(first, background, lang)
     if scene.layout == "sign":
         board = shapes[0]
         border = f" with a {board.outline} border" if board.outline else ""

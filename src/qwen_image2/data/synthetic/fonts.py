@@ -48,9 +48,9 @@ CJK = (
     FontSpec("Noto Serif CJK SC Bold", f"{NOTO_CJK}/NotoSerifCJK-Bold.ttc", "serif", True, 2),
     FontSpec("Noto Serif CJK SC", f"{NOTO_CJK}/NotoSerifCJK-Regular.ttc", "serif", False, 2),
 )
-# The words style draws one face of the one required Latin package, so that a tiny model sees each
-# letter in one shape (the demo model learns single-word rendering from it).
-WORD_POSTER_FONTS = ("DejaVu Sans Bold",)
+# The words style draws one monospaced face of the one required Latin package, so that a tiny model sees
+# each letter in one shape and every letter fits the same grid column (the demo model learns from it).
+WORD_POSTER_FONTS = ("DejaVu Sans Mono Bold",)
 PACKAGES = {"en": "fonts-dejavu-core (and fonts-liberation)", "zh": "fonts-noto-cjk"}
 
 

@@ -6,7 +6,9 @@ one bold sans face and a few colours on flat backgrounds; `FULL` is everything t
 """
 
 from collections.abc import Callable
+import string
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,11 +32,14 @@ class Style:
     max_letters: int
     aspects: tuple[tuple[int, int], ...] | None = None  # None: every aspect the tier and layout allow
     jitter: float = 0.04  # a word poster's word moves off centre by up to this share of the size
+    grid: int = 0  # > 0: a Latin word poster's letters sit in this many equal columns, from the second
 
 
 FULL = Style("full", KINDS, tuple(COLOURS), tuple(COLOURS), None, 0.25, 7)
-# A tiny model on a CPU learns to spell only when little else varies: one face, where each letter sits
-# fixed by the word's length (square, centred), letters at least ~1.3 latent cells wide at 128 px.
+# A tiny model on a CPU learns to spell only when little else varies: one monospaced face on a square, the
+# word left-aligned on an 8-column grid, so that at 128 px each letter fills one 16-px latent cell and the
+# k-th letter of every word lands in the same cell. The image column then maps to the letter's place in
+# the prompt by a fixed offset (a relative position RoPE expresses), whatever the word's length.
 WORDS = Style(
     "words",
     ("flat",),
@@ -45,6 +50,7 @@ WORDS = Style(
     5,
     aspects=((1, 1),),
     jitter=0.0,
+    grid=8,
 )
 
 
@@ -138,6 +144,31 @@ def wrap(text_words: list[str], font: str, size: int, max_width: float, joiner: 
 # --------------------------------------------------------------------------------------------- layouts
 
 
+@lru_cache(maxsize=64)
+def grid_font_size(font: str, pitch: int) -> int:
+    """The largest size at which every capital and digit is at most `pitch` - 1 pixels wide."""
+    glyphs = string.ascii_uppercase + string.digits
+    size = pitch * 3
+    while size > 6 and max(_glyph_width(font, size, g) for g in glyphs) > pitch - 1:
+        size -= 1
+    return size
+
+
+def _glyph_width(font: str, size: int, glyph: str) -> int:
+    x0, _, x1, _ = text_box(TextElement("probe", glyph, font, size, "black", (0, 0)))
+    return x1 - x0
+
+
+def grid_word(text: str, font: str, colour: str, size: tuple[int, int], columns: int) -> TextElement:
+    """`text` on a grid of `columns` equal columns, from the second column, capitals centred vertically."""
+    width, height = size
+    pitch = width // columns
+    font_size = grid_font_size(font, pitch)
+    _, top, _, bottom = text_box(TextElement("probe", "H", font, font_size, "black", (0, 0), "ma"))
+    return TextElement("word", text, font, font_size, colour, (pitch, round(height / 2 - (top + bottom) / 2)),
+                       pitch=pitch)
+
+
 def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: str | None = None) -> Scene:
     """One short word (`text`, else a drawn training word), as large as fits in 70-85% of the width and
     55% of the height, near the centre."""
@@ -145,6 +176,9 @@ def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: s
     text = text or single_text(rng, style, lang, size)
     font = pick_font(rng, style, lang, bold=True)
     width, height = size
+    if style.grid and lang == "en":
+        colour = pick_colour(rng, style, background.mean_colour)
+        return Scene(size, background, (grid_word(text, font, colour, size, style.grid),), "word_poster", lang)
     font_size = fit_size(text, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
     jitter = rng.uniform(-style.jitter, style.jitter, 2) * size
     colour = pick_colour(rng, style, background.mean_colour)

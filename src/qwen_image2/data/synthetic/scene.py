@@ -33,6 +33,9 @@ class TextElement:
     spacing: int = 4
     stroke: int = 0
     stroke_colour: str = "black"
+    # > 0: one line on a grid, each character centred in its own column `pitch` pixels wide from x (anchor
+    # "la"). At one latent cell per column a letter's place in the word fixes the cell it is drawn in.
+    pitch: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,20 @@ class Scene:
 _MEASURE = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
 
+def grid_glyphs(element: TextElement) -> list[tuple[tuple[float, int], str]]:
+    """A grid element's characters with their anchor points (top-centre of each column)."""
+    x, y = element.xy
+    return [((x + (i + 0.5) * element.pitch, y), char) for i, char in enumerate(element.text)]
+
+
 def text_box(element: TextElement) -> Box:
     """The pixel box the text's ink covers, stroke included."""
     font = load_font(font_by_name(element.font), element.size)
+    if element.pitch:
+        boxes = [_MEASURE.textbbox(xy, char, font=font, anchor="ma") for xy, char in grid_glyphs(element)]
+        boxes = [b for b in boxes if b[2] > b[0]] or [(*element.xy, *element.xy)]
+        x0, y0, x1, y1 = zip(*boxes)
+        return int(min(x0)), int(min(y0)), int(max(x1)), int(max(y1))
     box = _MEASURE.multiline_textbbox(
         element.xy,
         element.text,
@@ -127,6 +141,11 @@ def render_scene(scene: Scene) -> Image.Image:
     for element in scene.elements:
         if isinstance(element, ShapeElement):
             _draw_shape(draw, element)
+            continue
+        if element.pitch:
+            font = load_font(font_by_name(element.font), element.size)
+            for xy, char in grid_glyphs(element):
+                draw.text(xy, char, fill=COLOURS[element.colour], font=font, anchor="ma")
             continue
         draw.multiline_text(
             element.xy,
