@@ -27,7 +27,7 @@ DEMO_EDIT := Make the text read "WORLD" instead of "HELLO".
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/qwen-image2 generate '$(DEMO_PROMPT)' --model $(DEMO_MODEL) --size 128x128 --steps 20 --seed 0 --out outputs/demo/generate.png
-	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) --size 128x128 --steps 20 --seed 0 --out outputs/demo/edit.png
+	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) --size 128x128 --resolution 128 --steps 20 --seed 0 --out outputs/demo/edit.png
 	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png"
 
 test: $(VENV)/.installed

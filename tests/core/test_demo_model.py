@@ -8,6 +8,7 @@ import torch
 from diffusers import QwenImage21Pipeline
 from PIL import Image
 
+from qwen_image2.evaluation.ocr import read_text
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
 ROOT = Path(__file__).parents[2]
@@ -49,7 +50,8 @@ def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     common = ["--model", str(DEMO), "--size", "128x128", "--steps", "20", "--seed", "0"]
     for args in (
         ["generate", makefile_value("DEMO_PROMPT"), *common, "--out", str(generated)],
-        ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--out", str(edited)],
+        ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--resolution", "128"]
+        + ["--out", str(edited)],
     ):
         code, captured = cli(args)
         assert code == 0, captured.err
@@ -59,3 +61,6 @@ def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     border = np.ones((128, 128), bool)
     border[16:-16, 16:-16] = False
     assert np.abs(poster[border] - edit[border]).mean() < 10  # the edit keeps what is not the word
+    # The bundled model spells both words (Tesseract, as `eval text` reads them).
+    assert read_text(Image.open(generated), "en", single_line=True) == "HELLO"
+    assert read_text(Image.open(edited), "en", single_line=True) == "WORLD"
