@@ -22,7 +22,9 @@ from diffusers import QwenImage21Pipeline
 from qwen_image2.machine import describe
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
-PROMPT = 'A poster that reads "CAT" in black bold monospaced letters, left-aligned on a flat white background.'
+PROMPT = (
+    'A poster that reads "CAT" in black bold monospaced letters, left-aligned on a flat white background.'
+)
 
 
 def main() -> None:
