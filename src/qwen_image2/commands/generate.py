@@ -66,7 +66,11 @@ def edit(
     size: str = typer.Option(
         None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."
     ),
-    resolution: int = typer.Option(1024, "--resolution", help="Condition images are resized to this area²."),
+    resolution: int = typer.Option(
+        1024,
+        "--resolution",
+        help="Condition images are resized to this area² (1024 as stock; a model trained at 128 px: 128).",
+    ),
     steps: int = STEPS,
     seed: int = SEED,
     guidance: float = GUIDANCE,

@@ -89,24 +89,18 @@ def change_text_to(scene: Scene, index: int, text: str) -> Edit | None:
     box = element_box(old)
     if old.pitch:  # grid text keeps its grid: same size, first column and line
         new = replace(old, text=text)
-        if not _inside(element_box(new), scene.size):
-            return None
-        return _text_edit(scene, index, old, new, box)
-    limit = scene.size[0] * 0.9 if old.anchor == "ma" else scene.size[0] - box[0] - 4
-    font_size = min(old.size, fit_size(text, old.font, limit, scene.size[1]))
-    new = _moved(replace(old, text=text, size=font_size), ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
-    if old.anchor == "la":  # left-aligned text keeps its left edge and top, as a text tool would
-        new = replace(new, xy=old.xy)
+    else:
+        limit = scene.size[0] * 0.9 if old.anchor == "ma" else scene.size[0] - box[0] - 4
+        font_size = min(old.size, fit_size(text, old.font, limit, scene.size[1]))
+        new = _moved(replace(old, text=text, size=font_size), ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        if old.anchor == "la":  # left-aligned text keeps its left edge and top, as a text tool would
+            new = replace(new, xy=old.xy)
     if not _inside(element_box(new), scene.size):
         return None
-    return _text_edit(scene, index, old, new, box)
-
-
-def _text_edit(scene: Scene, index: int, old: TextElement, new: TextElement, box) -> Edit:
     # The new text comes first, at the same place in every instruction (as the word does in a caption).
-    instruction = f"Make the text read {quoted(new.text, scene.lang)} instead of {quoted(old.text, scene.lang)}."
+    instruction = f"Make the text read {quoted(text, scene.lang)} instead of {quoted(old.text, scene.lang)}."
     target = scene.with_element(index, new)
-    return Edit("change_text", instruction, target, (box, element_box(new)), old.text, new.text)
+    return Edit("change_text", instruction, target, (box, element_box(new)), old.text, text)
 
 
 def change_text(rng, scene: Scene, style: Style) -> Edit | None:

@@ -5,8 +5,8 @@ A `Style` is the closed set a layout draws from (fonts, colours, background kind
 one bold sans face and a few colours on flat backgrounds; `FULL` is everything the renderer knows.
 """
 
-from collections.abc import Callable
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -146,17 +146,8 @@ def wrap(text_words: list[str], font: str, size: int, max_width: float, joiner: 
 
 @lru_cache(maxsize=64)
 def grid_font_size(font: str, pitch: int) -> int:
-    """The largest size at which every capital and digit is at most `pitch` - 1 pixels wide."""
-    glyphs = string.ascii_uppercase + string.digits
-    size = pitch * 3
-    while size > 6 and max(_glyph_width(font, size, g) for g in glyphs) > pitch - 1:
-        size -= 1
-    return size
-
-
-def _glyph_width(font: str, size: int, glyph: str) -> int:
-    x0, _, x1, _ = text_box(TextElement("probe", glyph, font, size, "black", (0, 0)))
-    return x1 - x0
+    """A size at which every capital and digit fits in `pitch` - 1 pixels: the grid's columns never touch."""
+    return min(fit_size(glyph, font, pitch - 1, pitch * 3) for glyph in string.ascii_uppercase + string.digits)
 
 
 def grid_word(text: str, font: str, colour: str, size: tuple[int, int], columns: int) -> TextElement:
@@ -165,8 +156,8 @@ def grid_word(text: str, font: str, colour: str, size: tuple[int, int], columns:
     pitch = width // columns
     font_size = grid_font_size(font, pitch)
     _, top, _, bottom = text_box(TextElement("probe", "H", font, font_size, "black", (0, 0), "ma"))
-    return TextElement("word", text, font, font_size, colour, (pitch, round(height / 2 - (top + bottom) / 2)),
-                       pitch=pitch)
+    y = round(height / 2 - (top + bottom) / 2)
+    return TextElement("word", text, font, font_size, colour, (pitch, y), pitch=pitch)
 
 
 def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: str | None = None) -> Scene:
