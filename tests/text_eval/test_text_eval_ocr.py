@@ -84,6 +84,28 @@ def test_edit_metrics_on_perfect_offset_shifted_and_unchanged_outputs(tmp_path):
     assert unchanged["edits"]["edit_success"] == 0.0  # the old word is still there
 
 
+def test_no_shift_is_reported_where_the_unchanged_region_is_flat(tmp_path):
+    # The held-out edits' flat posters: outside the word there is nothing that a shift could move. Phase
+    # correlation of the decoder's faint noise there used to report a steady 0.7 px diagonal shift.
+    rng = np.random.default_rng(0)
+    scene = word_poster(rng, (128, 128), "en", WORDS, text="BEAM")
+    assert scene.background.kind == "flat"
+    edit = change_text_to(scene, 0, "FROG")
+    render_scene(scene).save(tmp_path / "source.png")
+    render_mask(scene.size, list(edit.changed)).save(tmp_path / "mask.png")
+    entry = PromptEntry(
+        edit.instruction, "FROG", "en", tmp_path / "source.png", tmp_path / "mask.png", "BEAM"
+    )
+    pixels = np.asarray(render_scene(edit.target)).astype(float) + rng.normal(0, 1, (128, 128, 3))
+    noisy = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    result, _ = evaluate_text([entry], lambda *_: noisy, 128)
+    sample = result["per_sample"][0]
+    assert sample["edit_success"] and sample["unchanged_psnr"] > 45
+    assert sample["shift_px"] is None and sample["shift_x"] is None
+    assert result["edits"]["shift_measured"] == 0
+    assert result["edits"]["mean_shift_px"] is None and result["edits"]["aligned"] is None
+
+
 def test_default_prompt_sets_are_held_out_and_match_their_generator(tmp_path):
     written = heldout.write_default_prompts(tmp_path)
     for path in written:

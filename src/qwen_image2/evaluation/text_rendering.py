@@ -113,16 +113,17 @@ def score_edit(entry: PromptEntry, source: Image.Image, output: Image.Image, mas
     if entry.old_text and entry.old_text not in entry.text:
         gone = score_reading(entry.old_text, reading, entry.lang)["word_accuracy"] == 0.0
         success = success and gone
-    dx, dy = global_shift(source, output, mask)
+    shift = global_shift(source, output, mask)
     value = unchanged_psnr(source, output, mask) if mask is not None else None
     return scores | {
         "edit_success": success,
         # JSON has no inf: identical unchanged regions are written as null and counted apart.
         "unchanged_psnr": value if value is not None and math.isfinite(value) else None,
         "unchanged_identical": value is not None and math.isinf(value),
-        "shift_x": round(dx, 2),
-        "shift_y": round(dy, 2),
-        "shift_px": round(math.hypot(dx, dy), 2),
+        # null where the unchanged region is flat: nothing there can show a shift.
+        "shift_x": None if shift is None else round(shift[0], 2),
+        "shift_y": None if shift is None else round(shift[1], 2),
+        "shift_px": None if shift is None else round(math.hypot(*shift), 2),
     }
 
 
@@ -151,12 +152,14 @@ def summarize(rows: list[dict]) -> dict:
         for lang in sorted({r["lang"] for r in generation})
     }
     if edits:
+        shifts = [r["shift_px"] for r in edits if r["shift_px"] is not None]
         result["edits"] = _reading_summary(edits) | {
             "edit_success": _mean(edits, "edit_success"),
             "unchanged_psnr": _mean(edits, "unchanged_psnr"),
             "unchanged_identical": sum(bool(r["unchanged_identical"]) for r in edits),
-            "mean_shift_px": _mean(edits, "shift_px"),
-            "aligned": float(np.mean([r["shift_px"] <= ALIGNED_PX for r in edits])),
+            "shift_measured": len(shifts),
+            "mean_shift_px": float(np.mean(shifts)) if shifts else None,
+            "aligned": float(np.mean([shift <= ALIGNED_PX for shift in shifts])) if shifts else None,
         }
     return result
 
@@ -253,7 +256,8 @@ def _labels(row: dict) -> list[str]:
     mark = "ok" if (row.get("edit_success") if row["edit"] else row["word_accuracy"] == 1.0) else "miss"
     reading = " ".join(row["reading"].split()) or "(nothing)"
     extra = f"  psnr {row['unchanged_psnr']:.1f}" if row["edit"] and row.get("unchanged_psnr") else ""
-    extra += f"  shift {row['shift_px']:.1f}px" if row["edit"] else ""
+    if row["edit"]:
+        extra += "  shift n/a" if row["shift_px"] is None else f"  shift {row['shift_px']:.1f}px"
     return [f"want: {row['text']}", f"read: {reading[:28]}", f"{mark}  ned {row['ned']:.2f}{extra}"]
 
 
