@@ -1,10 +1,10 @@
 """Seconds for one image from the demo model on the CPU, as `make demo` makes it: median of several runs.
 
 The goal is at most 10 s per image on 2 CPU cores. Stock `diffusers.QwenImage21Pipeline` on the same
-weights, prompt, seed and steps runs beside ours in the same process, turn about, for reference; the two
+weights, prompt, seed, steps and guidance runs beside ours in the same process, turn about, for reference; the two
 images must agree (max abs difference printed).
 
-  python benchmarks/demo_latency.py                          # checkpoints/tiny-demo, 128x128, 20 steps
+  python benchmarks/demo_latency.py                          # checkpoints/tiny-demo, 128x128, 20 steps, guidance 2
   python benchmarks/demo_latency.py --model tiny-demo --runs 3   # random weights of the same shape
 
 Prints one JSON object naming the machine.
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--model", default="checkpoints/tiny-demo")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=2.0, help="true CFG against an empty prompt")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -44,17 +45,21 @@ def main() -> None:
     load_seconds = time.perf_counter() - start
     stock = QwenImage21Pipeline(**ours.as_components().pipeline_parts())
 
-    def generate(pipe):
+    # The two pipelines name the guidance scale differently; both guide only when given a negative prompt.
+    guidance = {"ours": {"guidance_scale": args.guidance}, "stock": {"true_cfg_scale": args.guidance}}
+
+    def generate(name, pipe):
         generator = torch.Generator("cpu").manual_seed(0)
         kwargs = dict(height=args.size, width=args.size, num_inference_steps=args.steps, output_type="np")
-        return pipe(PROMPT, generator=generator, **kwargs).images
+        negative = "" if args.guidance > 1 else None
+        return pipe(PROMPT, negative_prompt=negative, generator=generator, **kwargs, **guidance[name]).images
 
     seconds = {"ours": [], "stock": []}
-    images = {name: generate(pipe) for name, pipe in (("ours", ours), ("stock", stock))}  # warm-up
+    images = {name: generate(name, pipe) for name, pipe in (("ours", ours), ("stock", stock))}  # warm-up
     for _ in range(args.runs):
         for name, pipe in (("ours", ours), ("stock", stock)):
             start = time.perf_counter()
-            images[name] = generate(pipe)
+            images[name] = generate(name, pipe)
             seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     print(
@@ -64,6 +69,7 @@ def main() -> None:
                 "model": args.model,
                 "size": args.size,
                 "steps": args.steps,
+                "guidance": args.guidance,
                 "runs": args.runs,
                 "load_seconds": round(load_seconds, 2),
                 "median_seconds": {name: round(value, 3) for name, value in median.items()},

@@ -1,6 +1,7 @@
 """The bundled demo model (checkpoints/tiny-demo): small, loadable by stock diffusers, and what `make demo` runs."""
 
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_stock_diffusers_loads_the_demo_model_and_draws_what_ours_draws():
 
 def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     generated, edited = tmp_path / "generate.png", tmp_path / "edit.png"
-    common = ["--model", str(DEMO), "--size", "128x128", "--steps", "20", "--seed", "0"]
+    common = ["--model", str(DEMO), *shlex.split(makefile_value("DEMO_SAMPLING"))]
     for args in (
         ["generate", makefile_value("DEMO_PROMPT"), *common, "--out", str(generated)],
         ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--resolution", "128"]
