@@ -1,11 +1,11 @@
 """Seconds for one image from the demo model on the CPU, as `make demo` makes it: median of several runs.
 
 The goal is at most 10 s per image on 2 CPU cores. Stock `diffusers.QwenImage21Pipeline` on the same
-weights, prompt, seed, steps and guidance runs beside ours in the same process, turn about, for reference; the two
-images must agree (max abs difference printed).
+weights, prompt, seed, steps and guidance runs beside ours in the same process, turn about, for
+reference; the two images must agree (max abs difference printed).
 
-  python benchmarks/demo_latency.py                          # checkpoints/tiny-demo, 128x128, 20 steps, guidance 2
-  python benchmarks/demo_latency.py --model tiny-demo --runs 3   # random weights of the same shape
+  python benchmarks/demo_latency.py        # checkpoints/tiny-demo, 128x128, 20 steps, guidance 2
+  python benchmarks/demo_latency.py --model tiny-demo --runs 3     # random weights of the same shape
 
 Prints one JSON object naming the machine.
 """

@@ -158,7 +158,7 @@ def summarize(rows: list[dict]) -> dict:
             "unchanged_psnr": _mean(edits, "unchanged_psnr"),
             "unchanged_identical": sum(bool(r["unchanged_identical"]) for r in edits),
             "shift_measured": len(shifts),
-            "mean_shift_px": float(np.mean(shifts)) if shifts else None,
+            "mean_shift_px": _mean(edits, "shift_px"),
             "aligned": float(np.mean([shift <= ALIGNED_PX for shift in shifts])) if shifts else None,
         }
     return result
