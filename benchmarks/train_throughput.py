@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from diffusers import QwenImage21Transformer2DModel
 from diffusers.models.transformers.transformer_qwenimage21 import QwenImage21FlexAttnProcessor
 
-from qwen_image2.diffusion.loss import LatentBatch, flow_matching_loss
+from qwen_image2.diffusion.loss import flow_matching_loss
 from qwen_image2.machine import describe
 from qwen_image2.models.conditioning import Conditions
+from qwen_image2.models.encoding import LatentBatch
 from qwen_image2.models.presets import load_preset
-from qwen_image2.training.config import Parallel
+from qwen_image2.training.dit.config import Parallel
 from qwen_image2.training.parallelize import apply_parallelism
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s

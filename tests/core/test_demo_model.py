@@ -9,7 +9,7 @@ import torch
 from diffusers import QwenImage21Pipeline
 from PIL import Image
 
-from qwen_image2.evaluation.ocr import read_text
+from qwen_image2.metrics.ocr import read_text
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
 ROOT = Path(__file__).parents[2]

@@ -15,8 +15,9 @@ from qwen_image2.data.synthetic.edits import change_text_to
 from qwen_image2.data.synthetic.layouts import WORDS, word_poster
 from qwen_image2.data.synthetic.scene import render_mask, render_scene
 from qwen_image2.errors import UserError
-from qwen_image2.evaluation import heldout, ocr
+from qwen_image2.evaluation import heldout
 from qwen_image2.evaluation.text_rendering import PromptEntry, evaluate_text, load_prompts, save_sheet
+from qwen_image2.metrics import ocr
 
 
 def rendered_word(entry: PromptEntry, source, width: int, height: int) -> Image.Image:

@@ -6,12 +6,11 @@ from training_helpers import run_cli
 
 from qwen_image2.config import load_config
 from qwen_image2.data.cache import CacheError, CacheReader
-from qwen_image2.data.caching import encode_for_cache_batch
 from qwen_image2.data.loader import load_training_sample, read_manifest
-from qwen_image2.diffusion.loss import encode_sample
+from qwen_image2.models.encoding import encode_for_cache_batch, encode_sample
 from qwen_image2.models.loading import load_components
-from qwen_image2.training.config import TrainConfig
-from qwen_image2.training.dit import train
+from qwen_image2.training.dit.config import TrainConfig
+from qwen_image2.training.dit.train import train
 
 
 @pytest.fixture
@@ -123,7 +122,9 @@ def test_batched_cache_encoding_equals_encoding_each_sample_alone(shapes):
         assert encoding.target_grid == alone.target_grid
         assert encoding.condition_grids == alone.condition_grids
         assert torch.allclose(encoding.target, alone.target, atol=1e-5)  # channels-last reorders sums
-        assert torch.equal(encoding.embeds, alone.embeds) and torch.equal(encoding.slots, alone.slots)
+        assert torch.equal(encoding.embeds, alone.embeds) and torch.equal(
+            encoding.image_pad_mask, alone.image_pad_mask
+        )
         if sample.condition_images:
             assert torch.allclose(encoding.condition_latents, alone.condition_latents, atol=1e-5)
             assert unconditional is not None and not torch.equal(unconditional.embeds, encoding.embeds)

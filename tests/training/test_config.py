@@ -75,7 +75,7 @@ def test_list_items_are_overridden_by_index(tmp_path):
 def test_shipped_recipes_validate_and_match_the_reports_table_2():
     from pathlib import Path
 
-    from qwen_image2.training.config import TrainConfig
+    from qwen_image2.training.dit.config import TrainConfig
 
     root = Path(__file__).resolve().parents[2] / "recipes"
     report = load_config(TrainConfig, root / "qwen-image-2.0.yaml")

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
-from qwen_image2.training.config import Stage
+from qwen_image2.training.dit.config import Stage
 from qwen_image2.training.schedule import learning_rate, stage_at
 
 

@@ -17,8 +17,8 @@ from qwen_image2.config import load_config
 from qwen_image2.errors import UserError
 from qwen_image2.models.loading import load_components
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
-from qwen_image2.training.config import TrainConfig
-from qwen_image2.training.dit import train
+from qwen_image2.training.dit.config import TrainConfig
+from qwen_image2.training.dit.train import train
 
 
 def losses(run: Path) -> dict[int, float]:

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from qwen_image2.evaluation.reconstruction import psnr, read_uint8, reconstruct, ssim
-from qwen_image2.training.vae_export import load_vae
+from qwen_image2.evaluation.reconstruction import read_uint8, reconstruct
+from qwen_image2.metrics.fidelity import psnr, ssim
+from qwen_image2.models.loading import load_vae
 
 
 def noise_image(path, size=(32, 32), seed=0):

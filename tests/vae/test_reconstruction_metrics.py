@@ -10,14 +10,14 @@ from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 from qwen_image2.errors import UserError
-from qwen_image2.evaluation.reconstruction import (
+from qwen_image2.evaluation.reconstruction import summarize
+from qwen_image2.metrics.fidelity import (
     build_lpips,
     frechet_distance,
     gaussian_window,
     lpips_distance,
     psnr,
     ssim,
-    summarize,
     to_uint8,
     to_unit,
 )

@@ -7,7 +7,7 @@ import torch
 
 from qwen_image2.models.presets import build_vae, load_preset
 from qwen_image2.models.vae_direct import apply_image_only, decode_raw, encode_for_cache, encode_moments
-from qwen_image2.training.vae_losses import (
+from qwen_image2.training.vae.losses import (
     Alignment,
     adaptive_weight,
     build_dinov2,

@@ -15,12 +15,12 @@ from PIL import Image
 from qwen_image2.cli import main
 from qwen_image2.config import load_config
 from qwen_image2.errors import UserError
-from qwen_image2.models.loading import load_components
+from qwen_image2.models.loading import load_components, load_vae
 from qwen_image2.training.checkpoint import latest_checkpoint
-from qwen_image2.training.vae import build_vae_to_train, validate
-from qwen_image2.training.vae_config import VAETrainConfig
-from qwen_image2.training.vae_data import VAEData
-from qwen_image2.training.vae_export import load_vae
+from qwen_image2.training.schedule import stage_at
+from qwen_image2.training.vae.config import VAETrainConfig
+from qwen_image2.training.vae.data import VAEData
+from qwen_image2.training.vae.train import build_vae_to_train, validate
 
 
 def records(path):
@@ -128,8 +128,9 @@ def test_rgb_architecture_trains_on_three_channels(tiny_recipe):
 
 def test_phase_schedule_and_config_errors(tiny_recipe):
     config = load_config(VAETrainConfig, tiny_recipe())
-    assert [config.phase_at(s)[0].name for s in (0, 3, 4, 11)] == ["align", "align", "loosen", "loosen"]
-    assert config.phase_at(5)[1] == 1 and config.total_steps == 12
+    names = [config.phases[stage_at(config.phases, s)[0]].name for s in (0, 3, 4, 11)]
+    assert names == ["align", "align", "loosen", "loosen"]
+    assert stage_at(config.phases, 5) == (1, 4) and config.total_steps == 12
     with pytest.raises(UserError, match="unknown sources"):
         load_config(VAETrainConfig, tiny_recipe(), ["phases=[{name: a, steps: 1, mixture: {nope: 1}}]"])
     with pytest.raises(UserError, match="did you mean"):
@@ -137,7 +138,7 @@ def test_phase_schedule_and_config_errors(tiny_recipe):
 
 
 def test_adversarial_term_starts_at_gan_start_and_trains_the_discriminator(tiny_recipe, tmp_path):
-    from qwen_image2.training.vae_discriminator import PatchDiscriminator, discriminator_hinge_loss
+    from qwen_image2.training.vae.discriminator import PatchDiscriminator, discriminator_hinge_loss
 
     run_cli(["train-vae", str(tiny_recipe()), f"output_dir={tmp_path / 'gan'}", "max_steps=4"])
     steps = [r for r in records(tmp_path / "gan" / "metrics.jsonl") if "total" in r]
@@ -151,7 +152,7 @@ def test_adversarial_term_starts_at_gan_start_and_trains_the_discriminator(tiny_
 
 
 def test_generator_step_leaves_the_discriminator_without_gradients(tiny_recipe):
-    from qwen_image2.training.vae import build_training, compute_losses
+    from qwen_image2.training.vae.train import build_training, compute_losses
 
     config = load_config(VAETrainConfig, tiny_recipe(), [])
     _, model, lpips, _, _, (discriminator, _) = build_training(config, torch.device("cpu"))
@@ -165,7 +166,7 @@ def test_generator_step_leaves_the_discriminator_without_gradients(tiny_recipe):
 
 
 def test_gan_off_builds_no_discriminator(tiny_recipe):
-    from qwen_image2.training.vae import build_training
+    from qwen_image2.training.vae.train import build_training
 
     config = load_config(VAETrainConfig, tiny_recipe(), ["loss.gan=0"])
     assert build_training(config, torch.device("cpu"))[-1] is None

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import DEVICE, DTYPE, resolve_device, resolve_dtype
+from qwen_image2.commands.options import DEVICE, DTYPE
 from qwen_image2.errors import UserError
+from qwen_image2.models.device import resolve_device, resolve_dtype
 
 
 def cache(
@@ -49,7 +50,7 @@ def cache(
 
     if recipe is not None:
         from qwen_image2.config import load_config
-        from qwen_image2.training.config import TrainConfig
+        from qwen_image2.training.dit.config import TrainConfig
 
         stages = load_config(TrainConfig, recipe, [f"data.manifest={manifest}"]).stages
         plans = [(build_buckets(s.resolution, s.buckets), s.min_side) for s in stages]

@@ -12,9 +12,9 @@ from qwen_image2.commands.options import (
     NEGATIVE_PROMPT,
     SEED,
     load_pipeline,
-    resolve_device,
 )
 from qwen_image2.errors import UserError
+from qwen_image2.models.device import resolve_device
 
 eval_app = typer.Typer(
     help="Evaluate models: VAE reconstruction, image pairs, text rendering and editing.", no_args_is_help=True
@@ -35,7 +35,7 @@ WORST = typer.Option(8, "--worst", help="Reconstructions shown in the worst-case
 def _lpips(net: str, weights: Path | None, device: str):
     if net == "none":
         return None
-    from qwen_image2.evaluation.reconstruction import build_lpips
+    from qwen_image2.metrics.fidelity import build_lpips
 
     return build_lpips(net, weights).to(device)
 
@@ -76,9 +76,11 @@ def vae(
 
       qwen-image2 eval vae -m ./Qwen-Image-2.1 --data ./omnidoc --lpips vgg --benchmark omnidoc
     """
-    from qwen_image2.evaluation.reconstruction import build_fid_features, evaluate_vae, list_images
+    from qwen_image2.data.images import list_images
+    from qwen_image2.evaluation.reconstruction import evaluate_vae
     from qwen_image2.evaluation.vae_report import save_report
-    from qwen_image2.training.vae_export import load_vae
+    from qwen_image2.metrics.fidelity import build_fid_features
+    from qwen_image2.models.loading import load_vae
 
     if size <= 0 or size % 16:
         raise UserError(f"--size {size}: must be a positive multiple of 16 (the VAE folds 16x16 pixels)")
@@ -165,7 +167,6 @@ def text(
 
       qwen-image2 eval text -m tiny --limit 2 --steps 2 --size 64 --out /tmp/t.json
     """
-    from qwen_image2.evaluation.ocr import check_tesseract
     from qwen_image2.evaluation.text_rendering import (
         default_prompt_files,
         evaluate_text,
@@ -173,6 +174,7 @@ def text(
         pipeline_generator,
         save_sheet,
     )
+    from qwen_image2.metrics.ocr import check_tesseract
 
     if size <= 0 or size % 32:
         raise UserError(f"--size {size}: must be a positive multiple of 32")

@@ -16,8 +16,8 @@ from qwen_image2.commands.options import (
     STEPS,
     load_pipeline,
     parse_size,
-    read_image,
 )
+from qwen_image2.data.images import read_image
 from qwen_image2.errors import UserError
 
 

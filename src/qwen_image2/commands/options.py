@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import typer
-from PIL import Image, UnidentifiedImageError
 
 from qwen_image2.errors import UserError
 
@@ -32,30 +31,12 @@ def check_model(model: str) -> None:
 
 def load_pipeline(model: str, device: str, dtype: str):
     """`QwenImage2Pipeline` of a model folder or preset, on the resolved device and dtype."""
+    from qwen_image2.models.device import resolve_device, resolve_dtype
     from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
     check_model(model)
     device = resolve_device(device)
     return QwenImage2Pipeline.from_model(model, dtype=resolve_dtype(dtype, device), device=device)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.float32 if device == "cpu" else torch.bfloat16
-    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in choices:
-        raise UserError(f"--dtype {dtype!r}: choose one of {', '.join(choices)}")
-    return choices[dtype]
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -67,15 +48,3 @@ def parse_size(size: str) -> tuple[int, int]:
     if width <= 0 or height <= 0 or width % 32 or height % 32:
         raise UserError(f"--size {size}: width and height must be positive multiples of 32")
     return width, height
-
-
-def read_image(path: Path) -> Image.Image:
-    """Open and fully decode an image, or fail with one clear line."""
-    if not path.is_file():
-        raise UserError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read {path} as an image ({err.__class__.__name__})") from None

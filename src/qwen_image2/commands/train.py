@@ -22,9 +22,9 @@ def train(
       torchrun --nproc-per-node 8 -m qwen_image2 train recipes/qwen-image-2.0.yaml model=/models/Qwen-Image-2.1
     """
     from qwen_image2.config import load_config
-    from qwen_image2.training.config import TrainConfig
-    from qwen_image2.training.dit import train as run_training
-    from qwen_image2.training.parallelize import exit_distributed_worker
+    from qwen_image2.training.distributed import exit_distributed_worker
+    from qwen_image2.training.dit.config import TrainConfig
+    from qwen_image2.training.dit.train import train as run_training
 
     config = load_config(TrainConfig, recipe, overrides or [])
     model_dir = run_training(config)

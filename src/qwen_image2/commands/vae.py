@@ -23,8 +23,8 @@ def train_vae(
       qwen-image2 train-vae recipes/vae-f16c64.yaml align.model=./dinov2-large loss.lpips_weights=./vgg16.pth
     """
     from qwen_image2.config import load_config
-    from qwen_image2.training.vae import train
-    from qwen_image2.training.vae_config import VAETrainConfig
+    from qwen_image2.training.vae.config import VAETrainConfig
+    from qwen_image2.training.vae.train import train
 
     config = load_config(VAETrainConfig, recipe, overrides or [])
     print(json.dumps(train(config), indent=2))

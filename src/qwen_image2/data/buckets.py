@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qwen_image2.seeding import Stream, step_rng
+
 # The aspect ratios of the Qwen-Image training buckets (R1 §training: 1:1, 2:3, 3:2, 3:4, 4:3, 9:16, 16:9, 1:3, 3:1).
 ASPECT_RATIOS = ((1, 1), (2, 3), (3, 2), (3, 4), (4, 3), (9, 16), (16, 9), (1, 3), (3, 1))
 
@@ -79,7 +81,7 @@ class MixtureSampler:
     def draw_slots(self, step: int) -> tuple[str, int, np.ndarray]:
         """The batch of `step` (a pure function of seed and step): task, bucket index, and positions in
         that (task, bucket) pool, so a loader can walk on from a position without searching the pool."""
-        rng = np.random.default_rng([self.seed, step])
+        rng = step_rng(self.seed, step, Stream.BATCH)
         task, bucket = self.keys[rng.choice(len(self.keys), p=self.probabilities)]
         pool_size = len(self.pools[(task, bucket)])
         size = self.buckets[bucket].batch_size

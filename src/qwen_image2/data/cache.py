@@ -16,9 +16,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from qwen_image2.diffusion.loss import SampleEncoding
+from qwen_image2.models.encoding import SampleEncoding
 
 INDEX = "index.json"
+# Caches written before the image-slot mask had one name store it as `slots`.
+OLD_NAMES = {"slots": "image_pad_mask"}
 
 
 def cache_key(sample_id: str, width: int, height: int) -> str:
@@ -33,7 +35,7 @@ def _tensors(prefix: str, encoding: SampleEncoding) -> dict[str, torch.Tensor]:
     tensors = {
         f"{prefix}.target": encoding.target,
         f"{prefix}.embeds": encoding.embeds,
-        f"{prefix}.slots": encoding.slots.to(torch.uint8),
+        f"{prefix}.image_pad_mask": encoding.image_pad_mask.to(torch.uint8),
     }
     if encoding.condition_latents is not None:
         tensors[f"{prefix}.condition_latents"] = encoding.condition_latents
@@ -101,7 +103,7 @@ class CacheWriter:
             tensors.update(_tensors(f"{key}/cond", encoding))
             if unconditional is not None:  # latents are the same; only the text states differ
                 tensors[f"{key}/uncond.embeds"] = unconditional.embeds.detach().cpu().contiguous()
-                tensors[f"{key}/uncond.slots"] = unconditional.slots.to(torch.uint8).cpu().contiguous()
+                tensors[f"{key}/uncond.image_pad_mask"] = unconditional.image_pad_mask.to(torch.uint8).cpu().contiguous()
             entries[key] = {
                 "shard": shard,
                 "target_grid": list(encoding.target_grid),
@@ -154,8 +156,8 @@ class CacheReader:
             shard, names = self._shard(entry["shard"])
             parts = {
                 kind: {
-                    name: shard.get_tensor(f"{key}/{kind}.{name}")
-                    for name in ("target", "embeds", "slots", "condition_latents")
+                    OLD_NAMES.get(name, name): shard.get_tensor(f"{key}/{kind}.{name}")
+                    for name in ("target", "embeds", "image_pad_mask", "slots", "condition_latents")
                     if f"{key}/{kind}.{name}" in names
                 }
                 for kind in ("cond", "uncond")
@@ -164,18 +166,18 @@ class CacheReader:
             self._shards.pop(entry["shard"], None)
             raise CacheError(f"cache shard {entry['shard']} unreadable ({err.__class__.__name__})") from None
         cond, uncond = parts["cond"], parts["uncond"]
-        if not {"target", "embeds", "slots"} <= set(cond):
+        if not {"target", "embeds", "image_pad_mask"} <= set(cond):
             raise CacheError(f"cache shard {entry['shard']} lacks {key}")
         encoding = SampleEncoding(
             target=cond["target"],
             target_grid=tuple(entry["target_grid"]),
             embeds=cond["embeds"],
-            slots=cond["slots"].bool(),
+            image_pad_mask=cond["image_pad_mask"].bool(),
             condition_latents=cond.get("condition_latents"),
             condition_grids=[tuple(g) for g in entry["condition_grids"]],
         )
         if not entry["unconditional"]:
             return encoding, None
-        if not {"embeds", "slots"} <= set(uncond):
+        if not {"embeds", "image_pad_mask"} <= set(uncond):
             raise CacheError(f"cache shard {entry['shard']} lacks {key}/uncond")
-        return encoding, replace(encoding, embeds=uncond["embeds"], slots=uncond["slots"].bool())
+        return encoding, replace(encoding, embeds=uncond["embeds"], image_pad_mask=uncond["image_pad_mask"].bool())

@@ -11,19 +11,18 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from qwen_image2.data.cache import CacheReader, CacheWriter, cache_key, merge_part_indexes
-from qwen_image2.data.loader import IMAGE_ERRORS, failure_reason, load_training_sample
+from qwen_image2.data.images import IMAGE_ERRORS, failure_reason
+from qwen_image2.data.loader import load_training_sample
 from qwen_image2.data.records import Sample
-from qwen_image2.diffusion.loss import SampleEncoding, TrainingSample
 from qwen_image2.models.components import Components
-from qwen_image2.models.conditioning import encode_conditions
-from qwen_image2.models.latents import encode_image_batches
+from qwen_image2.models.encoding import encode_for_cache_batch
 
 Job = tuple[Sample, list[tuple[int, int]]]  # a sample and the bucket sizes to cache it at
 
@@ -33,36 +32,6 @@ class CacheSettings:
     shard_size: int = 256  # samples per shard file
     batch_size: int = 16  # samples per VAE call (same-size images batch together)
     compile: bool = False  # torch.compile the VAE encoder (pays off on a GPU over many batches)
-
-
-def encode_for_cache_batch(
-    components: Components, loaded: list[TrainingSample], batch_size: int
-) -> list[tuple[SampleEncoding, SampleEncoding | None]]:
-    """The encodings of samples, as `encode_sample` gives them one by one, with the VAE run on batches of
-    same-size images; each edit also gets its empty-instruction states (caption dropout keeps an edit's
-    images, so those depend on the sample; the latents do not change, so only the text side is encoded)."""
-    vae, text_encoder, processor = components.vae, components.text_encoder, components.processor
-    targets = encode_image_batches(vae, [sample.image for sample in loaded], batch_size)
-    references = [image for sample in loaded for image in sample.condition_images]
-    reference_latents = iter(encode_image_batches(vae, references, batch_size))
-    results = []
-    for sample, (target, target_grid) in zip(loaded, targets, strict=True):
-        conditions = encode_conditions(text_encoder, processor, [sample.prompt], sample.condition_images)
-        mine = [next(reference_latents) for _ in sample.condition_images]
-        encoding = SampleEncoding(
-            target=target,
-            target_grid=target_grid,
-            embeds=conditions.embeds[0],
-            slots=conditions.image_pad_mask[0],
-            condition_latents=torch.cat([tokens for tokens, _ in mine]) if mine else None,
-            condition_grids=[grid for _, grid in mine],
-        )
-        unconditional = None
-        if sample.condition_images:
-            empty = encode_conditions(text_encoder, processor, [""], sample.condition_images)
-            unconditional = replace(encoding, embeds=empty.embeds[0], slots=empty.image_pad_mask[0])
-        results.append((encoding, unconditional))
-    return results
 
 
 @torch.no_grad()

@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
+from qwen_image2.data.images import IMAGE_ERRORS, failure_reason, open_image
 from qwen_image2.data.cache import CacheError, CacheReader, cache_key
 from qwen_image2.data.records import Sample, load_samples
-from qwen_image2.diffusion.loss import SampleEncoding, TrainingSample
+from qwen_image2.models.encoding import SampleEncoding, TrainingSample
 from qwen_image2.errors import UserError
 
 
@@ -59,23 +60,6 @@ def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:
 def resolve(path: str, root: Path) -> Path:
     candidate = Path(path)
     return candidate if candidate.is_absolute() else root / candidate
-
-
-def open_image(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        image.load()
-        return image.copy()
-
-
-# What decoding a bad or missing file raises (PIL reports truncation as OSError, bad headers as SyntaxError).
-IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
-
-
-def failure_reason(err: Exception) -> str:
-    """The reason a row is skipped, as reports count it."""
-    return (
-        "missing image" if isinstance(err, FileNotFoundError) else f"corrupt image ({err.__class__.__name__})"
-    )
 
 
 def load_training_sample(sample: Sample, root: Path, width: int, height: int) -> TrainingSample:

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from qwen_image2.data.images import read_image
 from qwen_image2.errors import UserError
-from qwen_image2.evaluation.alignment import global_shift, unchanged_psnr
 from qwen_image2.evaluation.heldout import DEFAULT_SETS, PROMPTS_DIR
-from qwen_image2.evaluation.ocr import read_text, score_reading
+from qwen_image2.metrics.alignment import global_shift, unchanged_psnr
+from qwen_image2.metrics.grid import contact_sheet
+from qwen_image2.metrics.ocr import read_text, score_reading
 
 # An output counts as aligned when its content moved by at most this many pixels.
 ALIGNED_PX = 1.0
@@ -93,14 +95,6 @@ def load_prompts(path: Path) -> list[PromptEntry]:
     if not entries:
         raise UserError(f"{path} holds no prompts")
     return entries
-
-
-def open_rgb(path: Path, mode: str = "RGB") -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{path}: unreadable image ({err.__class__.__name__})") from None
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -188,7 +182,7 @@ def evaluate_text(
     """
     rows, shown = [], []
     for entry in entries:
-        source = open_rgb(entry.image) if entry.is_edit else None
+        source = read_image(entry.image, "RGB") if entry.is_edit else None
         width, height = output_size(entry, source, size)
         if source is not None:
             source = source.resize((width, height), Image.Resampling.LANCZOS)
@@ -199,7 +193,7 @@ def evaluate_text(
         row["reading"] = reading
         if entry.is_edit:
             mask = (
-                open_rgb(entry.mask, "L").resize((width, height), Image.Resampling.NEAREST)
+                read_image(entry.mask, "L").resize((width, height), Image.Resampling.NEAREST)
                 if entry.mask
                 else None
             )
@@ -238,7 +232,6 @@ def pipeline_generator(
 # --------------------------------------------------------------------------------------------- sheet
 
 TILE = 160  # pixels per image in the sheet
-LABEL_LINES = 3
 
 
 def _label_font(size: int = 13):
@@ -263,23 +256,9 @@ def _labels(row: dict) -> list[str]:
 
 def save_sheet(shown: list[dict], path: Path, columns: int = 4, limit: int = 32) -> Path:
     """A PNG grid: each sample's output (edits: source | output), what should be written, what OCR read."""
-    from PIL import ImageDraw
-
     shown = shown[:limit]
-    font = _label_font()
-    line = font.size + 4
-    cell_w, cell_h = 2 * TILE + 6, TILE + LABEL_LINES * line + 10
-    rows = max(1, math.ceil(len(shown) / columns))
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    draw = ImageDraw.Draw(sheet)
-    for index, sample in enumerate(shown):
-        x, y = (index % columns) * cell_w, (index // columns) * cell_h
-        images = [sample["source"], sample["output"]] if sample["source"] is not None else [sample["output"]]
-        for k, image in enumerate(images):
-            tile = ImageOps.contain(image, (TILE, TILE), Image.Resampling.NEAREST)  # the pixels OCR saw
-            sheet.paste(tile, (x + k * (TILE + 4), y))
-        for k, text in enumerate(_labels(sample["row"])):
-            draw.text((x + 2, y + TILE + 4 + k * line), text, fill=(20, 20, 20), font=font)
+    cells = [[s["source"], s["output"]] if s["source"] is not None else [s["output"]] for s in shown]
+    sheet = contact_sheet(cells, [_labels(s["row"]) for s in shown], columns, TILE, _label_font())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)

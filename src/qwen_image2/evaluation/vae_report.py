@@ -4,9 +4,7 @@ that places the result beside the published anchors."""
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, ImageDraw
+from qwen_image2.metrics.grid import comparison_grid
 
 # Qwen-Image-2.0 report Table 1 (arXiv 2605.10730; reference/vae_eval_perf.md §3.1): 256x256,
 # (setting, ImageNet PSNR, ImageNet SSIM, in-house Text PSNR, Text SSIM).
@@ -73,38 +71,12 @@ def anchor_table(result: dict, name: str, setting: str, benchmark: str = "text")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
-def comparison_grid(
-    pairs: list[tuple[str, torch.Tensor, torch.Tensor]], path: Path, max_side: int = 256
-) -> Path:
-    """PNG with one row per pair: reference | reconstruction | |difference| x4, labelled with its name."""
-    rows = []
-    for name, reference, reconstruction in pairs:
-        ref = reference.permute(1, 2, 0).numpy()
-        rec = reconstruction.permute(1, 2, 0).numpy()
-        # x4 so that the typical few-level errors of a good VAE are visible at all.
-        diff = np.clip(np.abs(ref.astype(np.int16) - rec.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
-        row = Image.fromarray(np.concatenate([ref, rec, diff], axis=1))
-        if row.height > max_side:
-            row = row.resize((row.width * max_side // row.height, max_side), Image.Resampling.BILINEAR)
-        ImageDraw.Draw(row).text((4, 4), name, fill=(255, 0, 0))
-        rows.append(row)
-    width = max((r.width for r in rows), default=1)
-    grid = Image.new("RGB", (width, sum(r.height for r in rows) or 1), (255, 255, 255))
-    top = 0
-    for row in rows:
-        grid.paste(row, (0, top))
-        top += row.height
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
-    return path
-
-
 def save_report(result: dict, worst: list, out: Path, name: str, setting: str, benchmark: str) -> dict:
     """Write FILE.json, FILE.worst.png and FILE.md (the anchor table); return the paths written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = {"json": out, "worst": out.with_suffix(".worst.png"), "table": out.with_suffix(".md")}
     result = dict(result, report={k: str(v) for k, v in paths.items()})
     out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    comparison_grid(worst, paths["worst"])
+    comparison_grid(worst).save(paths["worst"])
     paths["table"].write_text(anchor_table(result, name, setting, benchmark))
     return paths

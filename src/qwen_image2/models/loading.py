@@ -14,7 +14,7 @@ from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
 
 from qwen_image2.errors import UserError
 from qwen_image2.models.components import Components
-from qwen_image2.models.presets import build_components, preset_names
+from qwen_image2.models.presets import build_components, build_vae, load_preset, preset_names
 
 PIPELINE_CLASS = "QwenImage21Pipeline"
 COMPONENT_CLASSES = {
@@ -83,3 +83,21 @@ def save_components(components: Components, folder: str | Path) -> Path:
     index["sample_sigmas"] = components.sample_sigmas
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return folder
+
+
+def load_vae(
+    model: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0
+) -> AutoencoderKLQwenImage21:
+    """A model folder (its vae/), a vae folder (config.json), or a preset built with random weights."""
+    path = Path(model)
+    if (path / "model_index.json").is_file() or (path / "vae" / "config.json").is_file():
+        path = path / "vae"  # a full model folder, or our export without a base model
+    if (path / "config.json").is_file():
+        return AutoencoderKLQwenImage21.from_pretrained(path, torch_dtype=dtype).eval()
+    if str(model) in preset_names():
+        torch.manual_seed(seed)
+        return build_vae(load_preset(str(model))["vae"]).to(dtype)
+    raise UserError(
+        f"model {str(model)!r} is not a model folder, a vae folder (config.json) or a preset "
+        f"({', '.join(preset_names())})"
+    )

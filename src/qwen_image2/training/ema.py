@@ -1,7 +1,17 @@
 """Exponential moving average of the trainable weights, kept in fp32 beside the model."""
 
 import torch
+from pydantic import Field
 from torch.distributed.checkpoint.stateful import Stateful
+
+from qwen_image2.config import Section
+
+
+class EmaConfig(Section):
+    """EMA settings in a recipe (the `EMA` below holds the averaged weights)."""
+
+    enabled: bool = True
+    decay: float = Field(0.999, ge=0, lt=1)
 
 
 class EMA(Stateful):

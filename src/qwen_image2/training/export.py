@@ -1,4 +1,4 @@
-"""LoRA set-up and the final export: a diffusers folder (plus LoRA weights) that stock diffusers loads."""
+"""The final export: a diffusers folder (plus LoRA weights) that stock diffusers loads."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -9,24 +9,9 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from qwen_image2.models.components import Components
 from qwen_image2.models.loading import save_components
-from qwen_image2.training.checkpoint import barrier, is_main
-from qwen_image2.training.config import Lora, TrainConfig
+from qwen_image2.training.distributed import barrier, is_main
 from qwen_image2.training.ema import EMA
-
-
-def apply_lora(transformer: torch.nn.Module, config: Lora) -> None:
-    """Add a LoRA adapter through diffusers' PEFT integration; only its weights stay trainable."""
-    from peft import LoraConfig
-
-    transformer.requires_grad_(False)
-    transformer.add_adapter(
-        LoraConfig(
-            r=config.rank,
-            lora_alpha=config.alpha,
-            target_modules=config.targets,
-            init_lora_weights="gaussian",
-        )
-    )
+from qwen_image2.training.lora import Lora, apply_lora
 
 
 def full_state_dict(transformer: torch.nn.Module, ema: EMA | None) -> dict[str, torch.Tensor]:
@@ -45,16 +30,16 @@ def full_state_dict(transformer: torch.nn.Module, ema: EMA | None) -> dict[str, 
 
 
 def export_model(
-    components: Components, transformer: torch.nn.Module, ema: EMA | None, config: TrainConfig, folder: Path
+    components: Components, transformer: torch.nn.Module, ema: EMA | None, lora: Lora, folder: Path
 ) -> Path:
     """Write `folder` (a full diffusers model, LoRA merged) and, for LoRA runs, `folder/lora`."""
     state = full_state_dict(transformer, ema)
     if is_main():
         fresh = type(transformer).from_config(transformer.config)
-        if config.lora.enabled:
-            apply_lora(fresh, config.lora)
+        if lora.enabled:
+            apply_lora(fresh, lora)
         fresh.load_state_dict(state)
-        if config.lora.enabled:
+        if lora.enabled:
             from diffusers import QwenImage21Pipeline
             from peft.utils import get_peft_model_state_dict
 

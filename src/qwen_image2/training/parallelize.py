@@ -4,41 +4,23 @@
 One mixed-precision policy. Model code never imports FSDP; this file is the only place that does.
 """
 
-import os
-import sys
+from typing import Literal
 
 import torch
-import torch.distributed as dist
+from pydantic import Field
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-from qwen_image2.training.config import Parallel
+from qwen_image2.config import Section
 
 
-def init_distributed() -> tuple[int, int, torch.device]:
-    """(rank, world size, device) — from torchrun's environment, or a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if torch.cuda.is_available():
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-def exit_distributed_worker() -> None:
-    """End a torchrun worker whose run has finished and written everything, skipping interpreter
-    finalization: gloo's worker threads can still hold work objects whose tensors are freed while the
-    interpreter is torn down, which aborts the process (SIGABRT, "terminate called without an active
-    exception") now and then after a run that succeeded. A single process returns normally."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+class Parallel(Section):
+    mixed_precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 params and compute, fp32 grads."
+    )
+    activation_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile each transformer block.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
 
 
 def apply_parallelism(

@@ -1,8 +1,22 @@
-"""Where a global step falls among the stages, and the learning rate there."""
+"""A training stage, one idea for every trainer: a stretch of steps with its peak learning rate, warm-up and
+decay; where a global step falls among the stages, and the learning rate there."""
 
 import math
+from typing import Literal
 
-from qwen_image2.training.config import Stage
+from pydantic import Field
+
+from qwen_image2.config import Section
+
+
+class Stage(Section):
+    """The part of a stage every trainer has; each trainer's stage adds what it varies (data, losses)."""
+
+    name: str
+    steps: int = Field(ge=1, description="Optimizer steps in this stage.")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up from 0 at the stage start.")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="Decay after the warm-up.")
 
 
 def stage_at(stages: list[Stage], step: int) -> tuple[int, int]:
@@ -18,7 +32,6 @@ def stage_at(stages: list[Stage], step: int) -> tuple[int, int]:
 def learning_rate(stage: Stage, step_in_stage: int) -> float:
     """Linear warm-up to `stage.lr`, then constant or cosine to 0 at the stage's end.
 
-    >>> from qwen_image2.training.config import Stage
     >>> learning_rate(Stage(name="s", steps=10, lr=1.0, warmup_steps=4), 1)
     0.5
     """

@@ -27,12 +27,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qwen_image2.evaluation.arena.errors import ArenaError
-from qwen_image2.evaluation.arena.storage import BOARDS, Generation, Image, Prompt, PromptSource
+from qwen_image2.evaluation.arena.storage import (
+    BOARDS,
+    MAX_IMAGE_BYTES,
+    Generation,
+    Image,
+    Prompt,
+    PromptSource,
+)
 
 MANIFEST = "prompts.jsonl"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # 64 megapixels: above the 2048x2048 outputs of the report by 16x, below PIL's decompression-bomb limit.
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 MULTI_IMAGE_EDIT = "multi-image edit"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwen_image2.evaluation.arena.importer import MAX_IMAGE_BYTES
-from qwen_image2.evaluation.arena.storage import DEFAULT_DB_URL
+from qwen_image2.evaluation.arena.storage import DEFAULT_DB_URL, MAX_IMAGE_BYTES
 
 
 class ArenaSettings(BaseModel):

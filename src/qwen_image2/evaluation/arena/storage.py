@@ -20,13 +20,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from qwen_image2.store import build_sessionmaker, open_engine
+
+__all__ = ["build_engine", "build_sessionmaker"]
 
 DEFAULT_DB_URL = "sqlite:///arena.db"
 BOARDS = ("t2i", "edit")
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # the largest image a store accepts
 CHOICES = ("left", "right", "tie", "both_bad")
 
 
@@ -128,34 +131,6 @@ class VoteRow(Base):
     battle: Mapped[Battle] = relationship()
 
 
-def normalize_db_url(url: str) -> str:
-    """Route plain `postgresql://` URLs to psycopg 3 (the driver this package installs)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 def build_engine(url: str = DEFAULT_DB_URL) -> Engine:
     """An engine for `url` with the arena's tables created if missing."""
-    url = normalize_db_url(url)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
-    return engine
-
-
-def _sqlite_pragmas(connection, _record) -> None:
-    # SQLite ignores foreign keys unless asked; WAL lets the leaderboard read while a vote is written.
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def build_sessionmaker(engine: Engine) -> sessionmaker:
-    return sessionmaker(engine, expire_on_commit=False)
+    return open_engine(url, Base.metadata)

@@ -12,52 +12,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from qwen_image2.config import dump_config
 from qwen_image2.data.cache import CacheReader
 from qwen_image2.data.loader import CachedSample, StageLoader, read_manifest
-from qwen_image2.diffusion.loss import (
-    SampleEncoding,
-    SigmaConfig,
-    TrainingSample,
-    draw_sigmas_and_noise,
-    encode_sample,
-    flow_matching_loss,
-    stack_encodings,
-)
+from qwen_image2.diffusion.loss import draw_sigmas_and_noise, flow_matching_loss
 from qwen_image2.models.conditioning import Conditions, encode_conditions
+from qwen_image2.models.encoding import SampleEncoding, TrainingSample, encode_sample, stack_encodings
 from qwen_image2.models.loading import load_components
+from qwen_image2.seeding import Stream, step_generator, step_rng
 from qwen_image2.training.checkpoint import (
     ModelAndOptimizer,
-    is_main,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from qwen_image2.training.config import TrainConfig
+from qwen_image2.training.distributed import init_distributed, is_main, max_over_ranks, mean_over_ranks
+from qwen_image2.training.dit.config import TrainConfig
+from qwen_image2.training.dit.validation import Validator
 from qwen_image2.training.ema import EMA
-from qwen_image2.training.export import apply_lora, export_model
-from qwen_image2.training.logging import RunLog
-from qwen_image2.training.parallelize import apply_parallelism, init_distributed
+from qwen_image2.training.export import export_model
+from qwen_image2.training.lora import apply_lora
+from qwen_image2.training.parallelize import apply_parallelism
+from qwen_image2.training.runlog import RunLog
 from qwen_image2.training.schedule import learning_rate, stage_at
-from qwen_image2.training.validation import Validator
-
-
-def mean_over_ranks(value: torch.Tensor) -> float:
-    if dist.is_initialized():
-        value = value.clone()
-        dist.all_reduce(value, op=dist.ReduceOp.AVG)
-    return float(value)
-
-
-def max_over_ranks(value: int, device: torch.device) -> int:
-    if not dist.is_initialized():
-        return value
-    tensor = torch.tensor(value, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return int(tensor)
 
 
 def encode_for_training(
@@ -72,11 +51,18 @@ def encode_for_training(
     if sample.unconditional is not None:
         return sample.unconditional
     # A T2I sample's empty prompt is the same for every sample: encoded once per run.
-    return replace(sample.encoding, embeds=empty_prompt.embeds[0], slots=empty_prompt.image_pad_mask[0])
+    return replace(
+        sample.encoding, embeds=empty_prompt.embeds[0], image_pad_mask=empty_prompt.image_pad_mask[0]
+    )
+
+
+def caption_dropout_mask(seed: int, step: int, global_size: int, rate: float) -> np.ndarray:
+    """Which samples of the step's global batch train with an empty caption (bool, global positions)."""
+    return step_rng(seed, step, Stream.CAPTION_DROPOUT).random(global_size) < rate
 
 
 def accumulate_gradients(
-    components, transformer, batch, config: TrainConfig, step: int, sigma, autocast, empty_prompt: Conditions
+    components, transformer, batch, config: TrainConfig, step: int, autocast, empty_prompt: Conditions
 ):
     """Forward and backward over this rank's micro-batches; returns (mean loss, target tokens per sample).
 
@@ -85,11 +71,11 @@ def accumulate_gradients(
     """
     device = next(transformer.parameters()).device
     global_size = batch.bucket.batch_size
-    dropped = np.random.default_rng([config.seed, step, 1]).random(global_size) < config.caption_dropout
+    dropped = caption_dropout_mask(config.seed, step, global_size, config.caption_dropout)
     num_tokens = (batch.bucket.width // 16) * (batch.bucket.height // 16)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    generator = step_generator(config.seed, step, Stream.NOISE)
     sigmas, noise = draw_sigmas_and_noise(
-        global_size, num_tokens, components.vae.config.z_dim, sigma, generator
+        global_size, num_tokens, components.vae.config.z_dim, config.sigma, generator
     )
     micro = len(batch.samples) // config.parallel.grad_accum
     loss_sum = torch.zeros((), device=device)
@@ -119,7 +105,6 @@ def accumulate_gradients(
 def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bottom, as one function
     rank, world, device = init_distributed()
     out = Path(config.output_dir)
-    sigma = SigmaConfig(config.sigma.mean, config.sigma.std, config.sigma.resolution_shift)
 
     # 1. Build the model: frozen encoder and VAE, trainable transformer (or its LoRA)
     components = load_components(config.model, device=device, seed=config.seed)
@@ -204,7 +189,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
             group["lr"] = lr
 
         loss_sum, num_tokens = accumulate_gradients(
-            components, transformer, batch, config, step, sigma, autocast, empty_prompt
+            components, transformer, batch, config, step, autocast, empty_prompt
         )
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
@@ -240,7 +225,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     if loader:
         loader.close()
     model_dir = export_model(
-        components, transformer, ema if config.export_ema else None, config, out / "model"
+        components, transformer, ema if config.export_ema else None, config.lora, out / "model"
     )
     log.finish(model_dir)
     return model_dir

@@ -5,6 +5,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from qwen_image2.config import Section
+from qwen_image2.diffusion.loss import Sigma
+from qwen_image2.training import schedule
+from qwen_image2.training.ema import EmaConfig
+from qwen_image2.training.lora import Lora
+from qwen_image2.training.parallelize import Parallel
 
 
 class BucketSpec(Section):
@@ -25,17 +30,12 @@ class BucketSpec(Section):
         return value
 
 
-class Stage(Section):
+class Stage(schedule.Stage):
     """One training stage (a row of the report's Table 2)."""
 
-    name: str
-    steps: int = Field(ge=1, description="Optimizer steps in this stage.")
     resolution: int = Field(256, ge=32, description="Bucket area is resolution²; the report's 256p..2048p.")
     buckets: list[BucketSpec] = Field(default_factory=lambda: [BucketSpec()], min_length=1)
     t2i_ratio: float = Field(0.9, ge=0, le=1, description="Share of T2I batches; the rest are TI2I (edits).")
-    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up from 0 at the stage start.")
-    schedule: Literal["constant", "cosine"] = "constant"
     min_side: int = Field(0, ge=0, description="Eligible data: shorter side at least this many pixels.")
 
 
@@ -45,12 +45,6 @@ class Optim(Section):
     eps: float = 1e-8
     weight_decay: float = Field(0.001, ge=0, description="Report: 0.001.")
     grad_clip: float = Field(1.0, gt=0, description="Max global grad norm; report: 1.0.")
-
-
-class Sigma(Section):
-    mean: float = Field(0.0, description="Logit-normal mean of the training σ.")
-    std: float = Field(1.0, gt=0, description="Logit-normal std.")
-    resolution_shift: bool = Field(True, description="Shift σ by the target's μ, as inference does.")
 
 
 class Data(Section):
@@ -64,27 +58,6 @@ class Data(Section):
         None, description="Latent/condition caches from `qwen-image2 cache`, if any."
     )
     num_workers: int = Field(2, ge=0, description="Image-decoding threads; 0 decodes on the main thread.")
-
-
-class Ema(Section):
-    enabled: bool = True
-    decay: float = Field(0.999, ge=0, lt=1)
-
-
-class Lora(Section):
-    enabled: bool = Field(False, description="Train a LoRA adapter instead of all transformer weights.")
-    rank: int = Field(16, ge=1)
-    alpha: int = Field(16, ge=1)
-    targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
-
-
-class Parallel(Section):
-    mixed_precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16 params and compute, fp32 grads."
-    )
-    activation_checkpointing: bool = False
-    compile: bool = Field(False, description="torch.compile each transformer block.")
-    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
 
 
 class Validation(Section):
@@ -114,7 +87,7 @@ class TrainConfig(Section):
     stages: list[Stage] = Field(min_length=1)
     optim: Optim = Optim()
     sigma: Sigma = Sigma()
-    ema: Ema = Ema()
+    ema: EmaConfig = EmaConfig()
     lora: Lora = Lora()
     parallel: Parallel = Parallel()
     validation: Validation = Validation()

@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qwen_image2.commands.options import resolve_device
 from qwen_image2.config import dump_config
-from qwen_image2.evaluation.reconstruction import build_lpips, psnr, ssim, to_uint8
-from qwen_image2.evaluation.vae_report import comparison_grid
+from qwen_image2.metrics.fidelity import build_lpips, psnr, ssim, to_uint8
+from qwen_image2.metrics.grid import comparison_grid
+from qwen_image2.models.device import resolve_device
+from qwen_image2.models.loading import load_vae
 from qwen_image2.models.presets import build_vae, load_preset, preset_names
 from qwen_image2.models.vae_direct import apply_image_only, check_trainable, decode_raw, encode_moments
+from qwen_image2.seeding import Stream, step_generator
 from qwen_image2.training.checkpoint import (
     ModelAndOptimizer,
     latest_checkpoint,
@@ -31,15 +33,16 @@ from qwen_image2.training.checkpoint import (
     save_checkpoint,
 )
 from qwen_image2.training.ema import EMA
-from qwen_image2.training.vae_config import Phase, VAETrainConfig
-from qwen_image2.training.vae_data import VAEData
-from qwen_image2.training.vae_discriminator import (
+from qwen_image2.training.schedule import learning_rate, stage_at
+from qwen_image2.training.vae.config import Phase, VAETrainConfig
+from qwen_image2.training.vae.data import VAEData
+from qwen_image2.training.vae.discriminator import (
     PatchDiscriminator,
     discriminator_hinge_loss,
     generator_loss,
 )
-from qwen_image2.training.vae_export import export_vae, latent_statistics, load_vae
-from qwen_image2.training.vae_losses import (
+from qwen_image2.training.vae.export import export_vae, latent_statistics
+from qwen_image2.training.vae.losses import (
     Alignment,
     adaptive_weight,
     build_dinov2,
@@ -81,7 +84,7 @@ def compute_losses(
     mean, logvar = encode_moments(vae, pixels)
     latents = mean
     if loss.kl:  # with a KL term, decode a posterior sample (seeded by the step: resumable)
-        noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(config.seed * 7919 + step))
+        noise = torch.randn(mean.shape, generator=step_generator(config.seed, step, Stream.POSTERIOR))
         latents = mean + (0.5 * logvar).exp() * noise.to(mean.device, mean.dtype)
     reconstruction = decode_raw(vae, latents).float()
     rec = reconstruction_loss(reconstruction, pixels, loss.l1, loss.l2)
@@ -151,7 +154,8 @@ def validate_and_log(vae, ema, ema_vae, holdout, sources, step: int, writer, met
 
 def save_grid(reference: torch.Tensor, reconstruction: torch.Tensor, path: Path, writer, step: int) -> None:
     pairs = [(str(i), reference[i], reconstruction[i]) for i in range(min(8, len(reference)))]
-    comparison_grid(pairs, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comparison_grid(pairs).save(path)
     writer.add_image("val/grid", torch.cat([torch.cat([r, x], dim=2) for _, r, x in pairs], dim=1), step)
 
 
@@ -284,8 +288,9 @@ def train(config: VAETrainConfig) -> dict:
 
     # 5. The loop.
     while step < total_steps:
-        phase, phase_step = config.phase_at(step)
-        lr = phase.lr * min(1.0, (phase_step + 1) / (phase.warmup_steps + 1))
+        phase_index, phase_start = stage_at(config.phases, step)
+        phase = config.phases[phase_index]
+        lr = learning_rate(phase, step - phase_start)
         for group in optimizer.param_groups:
             group["lr"] = lr
         pixels = data.batch(step, phase.mixture, phase.buckets).to(device)

@@ -1,4 +1,4 @@
-"""Read a VAE from wherever one lives (model folder, vae/ folder, preset) and export a trained one.
+"""Export a trained VAE (its latent statistics measured on the training data).
 
 The export is a diffusers `vae/` folder that `AutoencoderKLQwenImage21.from_pretrained` reads, and, given
 a base model, a full model folder with that VAE swapped in, which `load_components` reads.
@@ -8,27 +8,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLQwenImage21
-
-from qwen_image2.errors import UserError
-from qwen_image2.models.presets import build_vae, load_preset, preset_names
-
-
-def load_vae(
-    model: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0
-) -> AutoencoderKLQwenImage21:
-    """A model folder (its vae/), a vae folder (config.json), or a preset built with random weights."""
-    path = Path(model)
-    if (path / "model_index.json").is_file() or (path / "vae" / "config.json").is_file():
-        path = path / "vae"  # a full model folder, or our export without a base model
-    if (path / "config.json").is_file():
-        return AutoencoderKLQwenImage21.from_pretrained(path, torch_dtype=dtype).eval()
-    if str(model) in preset_names():
-        torch.manual_seed(seed)
-        return build_vae(load_preset(str(model))["vae"]).to(dtype)
-    raise UserError(
-        f"model {str(model)!r} is not a model folder, a vae folder (config.json) or a preset "
-        f"({', '.join(preset_names())})"
-    )
 
 
 @torch.no_grad()

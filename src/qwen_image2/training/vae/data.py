@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qwen_image2.data.loader import open_image
+from qwen_image2.data.images import IMAGE_SUFFIXES, open_image
 from qwen_image2.data.synthetic.layouts import build_scene
 from qwen_image2.data.synthetic.scene import render_scene
 from qwen_image2.data.synthetic.writer import STYLES
 from qwen_image2.errors import UserError
-from qwen_image2.evaluation.reconstruction import IMAGE_SUFFIXES
-from qwen_image2.training.vae_config import DataConfig, SourceConfig
+from qwen_image2.seeding import Stream, step_rng
+from qwen_image2.training.vae.config import DataConfig, SourceConfig
 
 
 def list_source_images(source: SourceConfig) -> list[str]:
@@ -99,7 +99,7 @@ class VAEData:
 
     def batch(self, step: int, mixture: dict[str, float] | None = None, buckets=None) -> torch.Tensor:
         """Pixels (B, C, H, W) of step `step`; `mixture` and `buckets` override the data config (a phase's)."""
-        rng = np.random.default_rng([self.seed, step])
+        rng = step_rng(self.seed, step, Stream.BATCH)
         sources = self.config.sources
         weights = np.array([(mixture or {}).get(s.name, s.weight) for s in sources], dtype=np.float64)
         source = sources[rng.choice(len(sources), p=weights / weights.sum())]

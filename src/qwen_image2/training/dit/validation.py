@@ -7,12 +7,15 @@ import torch
 from PIL import Image
 
 from qwen_image2.data.loader import load_training_sample
-from qwen_image2.diffusion.loss import TrainingSample, encode_batch, flow_matching_loss
+from qwen_image2.diffusion.loss import flow_matching_loss
 from qwen_image2.diffusion.sampling import denoise, set_schedule
+from qwen_image2.metrics.grid import contact_sheet
 from qwen_image2.models.conditioning import encode_conditions
+from qwen_image2.models.encoding import TrainingSample, encode_batch
 from qwen_image2.models.latents import decode_latents, encode_images, pack, unpack
-from qwen_image2.training.checkpoint import is_main
-from qwen_image2.training.config import Validation
+from qwen_image2.seeding import Stream, step_generator
+from qwen_image2.training.distributed import is_main
+from qwen_image2.training.dit.config import Validation
 
 
 def to_image(pixels: torch.Tensor) -> Image.Image:
@@ -42,7 +45,7 @@ class Validator:
         losses = {s: [] for s in self.config.sigmas}
         for index, sample in enumerate(self.holdout):
             batch = encode_batch(self.components, [self._load(sample)])[0]
-            generator = torch.Generator().manual_seed(self.seed + index)
+            generator = step_generator(self.seed, index, Stream.HELDOUT)
             noise = torch.randn(batch.target.shape, generator=generator)
             for value in self.config.sigmas:
                 sigmas = torch.full((1,), value)
@@ -87,18 +90,7 @@ class Validator:
                 rows.append([*loaded.condition_images, output, loaded.image])
         self.transformer.train()
         if rows and is_main():
-            save_grid(rows, self.out / "grids" / f"step-{step:07d}.png")
+            grid = self.out / "grids" / f"step-{step:07d}.png"
+            grid.parent.mkdir(parents=True, exist_ok=True)
+            contact_sheet(rows, background=(96, 96, 96)).save(grid)
         return figures
-
-
-def save_grid(rows: list[list[Image.Image]], path: Path) -> None:
-    """Rows of images (T2I: one sample; edits: references, output, ground truth) on a grey canvas."""
-    cell_w = max(img.width for row in rows for img in row)
-    cell_h = max(img.height for row in rows for img in row)
-    columns = max(len(row) for row in rows)
-    canvas = Image.new("RGB", (columns * (cell_w + 4), len(rows) * (cell_h + 4)), (96, 96, 96))
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            canvas.paste(img.convert("RGB"), (c * (cell_w + 4), r * (cell_h + 4)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)

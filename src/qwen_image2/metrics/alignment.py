@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qwen_image2.evaluation.reconstruction import psnr
+from qwen_image2.metrics.fidelity import psnr
 
 
 def as_rgb(image: Image.Image) -> np.ndarray:

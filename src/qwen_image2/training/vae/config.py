@@ -5,6 +5,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from qwen_image2.config import Section
+from qwen_image2.training.ema import EmaConfig
+from qwen_image2.training.schedule import Stage
 
 
 class SourceConfig(Section):
@@ -93,13 +95,10 @@ class AlignConfig(Section):
     adaptive: bool = Field(True, description="Scale by ‖∇rec‖/‖∇align‖ at the encoder's last conv (VA-VAE).")
 
 
-class Phase(Section):
-    """A stretch of training with its own alignment strength: strong early, relaxed later (report §3.1)."""
+class Phase(Stage):
+    """A stage of VAE training with its own alignment strength: strong early, relaxed later (report §3.1).
+    VA-VAE: Adam at lr 1e-4."""
 
-    name: str
-    steps: int = Field(ge=1)
-    lr: float = Field(1e-4, gt=0, description="VA-VAE: Adam 1e-4.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up from 0 at the phase start.")
     align_weight: float = Field(0.5, ge=0, description="vf_weight; VA-VAE stages: 0.5, 0.1, 0.1.")
     margin_cos: float = Field(0.0, ge=0, le=2, description="VA-VAE stages: 0, 0, 0.5.")
     margin_dist: float = Field(0.0, ge=0, le=2, description="VA-VAE stages: 0, 0, 0.25.")
@@ -113,11 +112,6 @@ class OptimConfig(Section):
     betas: tuple[float, float] = Field((0.5, 0.9), description="VA-VAE's Adam betas.")
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="Max global grad norm.")
-
-
-class EmaConfig(Section):
-    enabled: bool = True
-    decay: float = Field(0.999, ge=0, lt=1)
 
 
 class VAETrainConfig(Section):
@@ -164,12 +158,3 @@ class VAETrainConfig(Section):
     def total_steps(self) -> int:
         planned = sum(phase.steps for phase in self.phases)
         return min(planned, self.max_steps) if self.max_steps else planned
-
-    def phase_at(self, step: int) -> tuple[Phase, int]:
-        """The phase that step `step` (0-based) belongs to, and the step's index within it."""
-        start = 0
-        for phase in self.phases:
-            if step < start + phase.steps:
-                return phase, step - start
-            start += phase.steps
-        return self.phases[-1], step - start + self.phases[-1].steps

@@ -1,0 +1,1 @@
+"""Pure metrics: image fidelity, OCR reading and scoring, pixel alignment."""

@@ -1,0 +1,1 @@
+"""The DiT trainer: recipe schema, loop and validation."""

@@ -1,0 +1,1 @@
+"""The VAE trainer: recipe schema, data, losses, optional PatchGAN, loop and export."""
