@@ -29,10 +29,10 @@ def open_engine(url: str, metadata: MetaData) -> Engine:
         metadata.create_all(engine)
     except (ArgumentError, NoSuchModuleError) as err:
         raise UserError(
-            f"--db {url!r} is not a database URL (sqlite:///FILE or postgresql://USER:PW@HOST/DB): {err}"
+            f"--db {url} is not a database URL (sqlite:///FILE or postgresql://USER:PW@HOST/DB): {err}"
         ) from None
     except OperationalError as err:
-        raise UserError(f"--db {url!r}: cannot open the database ({err.orig})") from None
+        raise UserError(f"--db {url}: cannot open the database ({err.orig})") from None
     return engine
 
 

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFont
 
 from qwen_image2.evaluation.reconstruction import read_uint8, reconstruct
 from qwen_image2.metrics.fidelity import psnr, ssim
+from qwen_image2.metrics.grid import GAP
 from qwen_image2.models.loading import load_vae
 
 
@@ -48,7 +49,9 @@ def test_eval_vae_writes_json_worst_png_and_anchor_table_and_counts_a_bad_file(t
     reconstructions = reconstruct(load_vae("tiny"), references)
     assert result["psnr"] == pytest.approx(psnr(references, reconstructions).mean().item(), abs=1e-6)
     assert result["ssim"] == pytest.approx(ssim(references, reconstructions).mean().item(), abs=1e-6)
-    assert Image.open(out.with_suffix(".worst.png")).height == 64  # two rows of 32 px
+    # Two rows (the two worst of three): a 32-px image and its name under it, each.
+    label = ImageFont.load_default().size + 4
+    assert Image.open(out.with_suffix(".worst.png")).height == 2 * (32 + label + 2 * GAP)
     table = out.with_suffix(".md").read_text()
     assert "| Qwen-Image-2.0 | f16c64 | 33.42 |" in table and "| **tiny** | f16c64 |" in table
     assert json.loads(captured.out)["images"] == 3
