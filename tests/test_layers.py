@@ -52,7 +52,9 @@ def test_the_package_keeps_its_layers(tmp_path):
 )
 def test_an_import_that_points_up_breaks_the_contract(tmp_path, module, upward):
     copy = tmp_path / "src"
-    shutil.copytree(ROOT / "src" / "qwen_image2", copy / "qwen_image2", ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copytree(
+        ROOT / "src" / "qwen_image2", copy / "qwen_image2", ignore=shutil.ignore_patterns("*.pyc")
+    )
     planted = copy / "qwen_image2" / module
     planted.write_text(planted.read_text() + f"\nimport {upward}  # planted\n")
     result = lint(copy, tmp_path)

@@ -97,3 +97,19 @@ def test_console_script_reports_errors_without_traceback():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --size 33x32: width and height must be positive multiples of 32"
+
+
+def test_guidance_without_a_negative_prompt_runs_cfg_against_the_empty_prompt(cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    def generate(name, *extra):
+        args = ["generate", "a red circle", "-m", "tiny", "--size", "64x64", "--steps", "2"]
+        code, captured = cli([*args, *extra, "--out", str(tmp_path / name)])
+        assert code == 0, captured.err
+        return np.asarray(Image.open(tmp_path / name))
+
+    implicit = generate("implicit.png", "--guidance", "4")
+    explicit = generate("explicit.png", "--guidance", "4", "--negative-prompt", "")
+    plain = generate("plain.png")
+    assert np.array_equal(implicit, explicit) and not np.array_equal(implicit, plain)

@@ -1,28 +1,30 @@
-import numpy as np
 import pytest
 import torch
 
 from qwen_image2.diffusion.flow import (
     dynamic_shift_mu,
     flow_target,
-    inference_sigmas,
     noisy_latents,
     sample_training_sigmas,
     shift_sigmas,
 )
 from qwen_image2.diffusion.guidance import true_cfg
+from qwen_image2.diffusion.sampling import set_schedule
 from qwen_image2.models.presets import build_scheduler
 
 
 @pytest.mark.parametrize("num_tokens", [256, 4096, 16384])
 @pytest.mark.parametrize("num_steps", [8, 40])
-def test_schedule_equals_flow_match_euler_scheduler_with_published_config(num_tokens, num_steps):
-    scheduler = build_scheduler("published")
-    base = np.linspace(1.0, 1.0 / num_steps, num_steps)
-    scheduler.set_timesteps(sigmas=base, mu=dynamic_shift_mu(num_tokens))
-    ours = inference_sigmas(num_steps, num_tokens)
-    assert torch.allclose(ours, scheduler.sigmas.float(), atol=1e-6)
-    assert ours[-2] == pytest.approx(0.02) and ours[-1] == 0
+def test_the_pipelines_schedule_is_the_published_grid_computed_directly(num_tokens, num_steps):
+    """set_schedule (what the pipeline runs) against the published formula written out: linspace(1, 1/N, N),
+    exponential shift by μ(tokens), 1 − σ stretched so the last σ is the terminal 0.02, then a final 0."""
+    ours = set_schedule(build_scheduler("published"), num_steps, num_tokens).sigmas.double()
+    base = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
+    shifted = shift_sigmas(base, dynamic_shift_mu(num_tokens))
+    one_minus = 1 - shifted
+    expected = torch.cat([1 - one_minus / (one_minus[-1] / (1 - 0.02)), torch.zeros(1, dtype=torch.float64)])
+    assert torch.allclose(ours, expected, atol=1e-6)
+    assert ours[-2] == pytest.approx(0.02, abs=1e-6) and ours[-1] == 0
 
 
 def test_dynamic_shift_matches_published_anchors():

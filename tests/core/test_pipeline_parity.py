@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,33 @@ def test_callback_sees_every_step(pipes):
     )
     assert [s[0] for s in seen] == [0, 1, 2, 3, 4]
     assert seen[0][1] == pytest.approx(1.0) and all(s[2] == (1, 4, 64) for s in seen)
+
+
+def test_denoise_returns_the_trajectory_and_runs_a_plugged_in_step(tiny):
+    """The trajectory holds every state (noise first, result last) with its σ; a step function replaces
+    Euler: here Euler written out, which must equal the scheduler's own step."""
+    from qwen_image2.diffusion.sampling import denoise, euler_step, set_schedule
+    from qwen_image2.models.conditioning import encode_conditions
+    from qwen_image2.models.encoding import img_shapes
+
+    conditions = encode_conditions(tiny.text_encoder, tiny.processor, ["a red circle"])
+    noise = torch.randn((1, 16, tiny.vae.config.z_dim), generator=torch.Generator().manual_seed(0))
+    shapes = img_shapes((4, 4), [], 1)
+
+    def run(step):
+        scheduler = set_schedule(copy.deepcopy(tiny.scheduler), 4, 16)
+        return denoise(
+            tiny.transformer, scheduler, noise, conditions=conditions, img_shapes=shapes, step=step
+        )
+
+    def written_out(scheduler, index, velocity, latents):
+        sigmas = scheduler.sigmas
+        return (latents.float() + (sigmas[index + 1] - sigmas[index]) * velocity.float()).to(latents.dtype)
+
+    euler, manual = run(euler_step), run(written_out)
+    assert len(euler.states) == 5 and len(euler.velocities) == 4 and torch.equal(euler.states[0], noise)
+    assert euler.sigmas[0] == 1.0 and euler.sigmas[-1] == 0.0
+    assert torch.allclose(euler.latents, manual.latents, atol=1e-6)
+    # The last state is x̂0 of the last step: x_σ − σ·v at the last σ.
+    last = euler.states[-2] - euler.sigmas[-2] * euler.velocities[-1]
+    assert torch.allclose(euler.latents, last, atol=1e-5)

@@ -49,7 +49,7 @@ def test_manifest_has_the_sample_schema_and_loads_in_the_trainer(dataset):
     table = pq.read_table(dataset)
     assert table.column_names[:7] == ["id", "path", "caption", "task", "conditions", "width", "height"]
     samples = read_manifest(str(dataset))
-    assert len(samples) == 24 and {s.task for s in samples} == {"t2i", "ti2i"}
+    assert len(samples) == 24 and {s.task for s in samples} == {"t2i", "edit"}
     assert len({s.id for s in samples}) == 24
     for sample in samples:
         with Image.open(dataset.parent / sample.path) as image:

@@ -10,7 +10,7 @@ from qwen_image2.training.schedule import learning_rate, stage_at
 @pytest.fixture
 def sampler():
     buckets = [Bucket(256, 256, 8, 0.5), Bucket(320, 192, 8, 0.3), Bucket(192, 320, 4, 0.2)]
-    pools = {(task, b): list(range(b * 100, b * 100 + 50)) for task in ("t2i", "ti2i") for b in range(3)}
+    pools = {(task, b): list(range(b * 100, b * 100 + 50)) for task in ("t2i", "edit") for b in range(3)}
     return MixtureSampler(pools, buckets, t2i_ratio=0.7, seed=11)
 
 

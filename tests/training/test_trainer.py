@@ -36,7 +36,7 @@ def test_tiny_recipe_runs_all_stages_and_exports_a_model_stock_diffusers_loads(t
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in records} == {"pretrain-64", "pretrain-128", "edit-128"}
     assert {"step", "loss", "lr", "grad_norm", "tokens_per_s"} <= set(records[0])
-    assert {r["task"] for r in records if r["stage"] == "edit-128"} == {"t2i", "ti2i"}
+    assert {r["task"] for r in records if r["stage"] == "edit-128"} == {"t2i", "edit"}
     assert np.mean([r["loss"] for r in records[-10:]]) < np.mean([r["loss"] for r in records[:10]])
     assert list((out / "grids").glob("*.png")) and (out / "loss.png").is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))

@@ -11,6 +11,7 @@ from qwen_image2.commands.options import (
     GUIDANCE,
     NEGATIVE_PROMPT,
     SEED,
+    cfg_negative,
     load_pipeline,
 )
 from qwen_image2.errors import UserError
@@ -185,6 +186,7 @@ def text(
     check_tesseract(sorted({e.lang for e in entries}))  # before the model loads: fail in a second
     pipe = load_pipeline(model, device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    negative_prompt = cfg_negative(guidance, negative_prompt)
     generate = pipeline_generator(pipe, steps, seed, guidance, negative_prompt)
     result, shown = evaluate_text(entries, generate, size)
     result = {

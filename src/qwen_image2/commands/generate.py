@@ -14,6 +14,7 @@ from qwen_image2.commands.options import (
     NUM_IMAGES,
     SEED,
     STEPS,
+    cfg_negative,
     load_pipeline,
     parse_size,
 )
@@ -143,7 +144,7 @@ def run(
         height=height,
         num_inference_steps=steps,
         guidance_scale=guidance,
-        negative_prompt=negative_prompt,
+        negative_prompt=cfg_negative(guidance, negative_prompt),
         num_images_per_prompt=num_images,
         generator=torch.Generator("cpu").manual_seed(seed),
         resolution=resolution,

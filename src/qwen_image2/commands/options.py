@@ -17,10 +17,24 @@ SEED = typer.Option(
     0, "--seed", help="Seed of torch.Generator('cpu') for the initial noise, as stock diffusers."
 )
 STEPS = typer.Option(40, "--steps", help="Denoising steps.")
-GUIDANCE = typer.Option(1.0, "--guidance", help="True CFG scale; > 1 needs --negative-prompt.")
-NEGATIVE_PROMPT = typer.Option(None, "--negative-prompt", help="Used when --guidance > 1.")
+GUIDANCE = typer.Option(
+    1.0,
+    "--guidance",
+    help="True CFG scale; > 1 runs CFG against --negative-prompt (default: the empty prompt).",
+)
+NEGATIVE_PROMPT = typer.Option(
+    None, "--negative-prompt", help="The CFG branch when --guidance > 1 (default: the empty prompt)."
+)
 NUM_IMAGES = typer.Option(1, "--num-images", help="Images to generate.")
 NO_KV_CACHE = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step.")
+
+
+def cfg_negative(guidance: float, negative_prompt: str | None) -> str | None:
+    """The negative prompt CFG runs against: with `--guidance` > 1 and none given, the empty prompt (the
+    unconditional a caption-dropout model learned), so that guidance is never silently off."""
+    if guidance > 1 and negative_prompt is None:
+        return ""
+    return negative_prompt
 
 
 def check_model(model: str) -> None:

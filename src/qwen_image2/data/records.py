@@ -1,7 +1,7 @@
 """The sample schema shared by curation, caching, training and evaluation.
 
 A sample is one training example: a target image with its caption (`t2i`), or a target image with an
-instruction and 1..10 condition images (`ti2i`, editing). Curation writes one manifest row per input with
+instruction and 1..10 condition images (`edit`; the report's TI2I). Curation writes one manifest row per input with
 these fields first, then its scores; caching and training read the rows that passed back as `Sample`s.
 """
 
@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-Task = Literal["t2i", "ti2i"]
-TASKS: tuple[str, ...] = ("t2i", "ti2i")
+Task = Literal["t2i", "edit"]
+TASKS: tuple[str, ...] = ("t2i", "edit")
+# Manifests and stores written before the edit task had one name call it `ti2i`; they read as `edit`.
+OLD_TASK_NAMES = {"ti2i": "edit"}
+
+
+def task_name(task: str) -> str:
+    """The task's name today, for a name read from a file of any age."""
+    return OLD_TASK_NAMES.get(task, task)
 
 
 def sample_id(path: str) -> str:
@@ -32,8 +39,8 @@ class Sample:
     Attributes:
         id: stable id, `sample_id(path)`.
         path: where the target image comes from: a file path, a URL, or `shard.tar#key`.
-        caption: the prompt (t2i) or the edit instruction (ti2i); None when the source had none.
-        task: "t2i" or "ti2i".
+        caption: the prompt (t2i) or the edit instruction (edit); None when the source had none.
+        task: "t2i" or "edit" (`ti2i` is read as "edit").
         conditions: the condition (source) images of an edit, same addressing as `path`; empty for t2i.
         width, height: the target's size in pixels after EXIF orientation correction (0 if unknown).
         scores: every score curation computed, by column name (`entropy_score`, `clip_score`, ...).
@@ -49,10 +56,11 @@ class Sample:
     scores: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.task = task_name(self.task)
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.task == "ti2i" and not self.conditions:
-            raise ValueError(f"sample {self.path}: a ti2i sample needs at least one condition image")
+        if self.task == "edit" and not self.conditions:
+            raise ValueError(f"sample {self.path}: an edit sample needs at least one condition image")
 
 
 # The record fields in manifest column order; curation appends its own columns after these.

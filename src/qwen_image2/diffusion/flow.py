@@ -8,8 +8,12 @@ import math
 
 import torch
 
-# The published scheduler constants (reference/architecture.md §1.7; identical in 2.1).
-BASE_SEQ_LEN, MAX_SEQ_LEN, BASE_SHIFT, MAX_SHIFT, SHIFT_TERMINAL = 256, 8192, 0.5, 0.9, 0.02
+from qwen_image2.models.presets import PUBLISHED_SCHEDULER
+
+# The published scheduler's dynamic-shift constants, read from its one config.
+BASE_SEQ_LEN = PUBLISHED_SCHEDULER["base_image_seq_len"]
+MAX_SEQ_LEN = PUBLISHED_SCHEDULER["max_image_seq_len"]
+BASE_SHIFT, MAX_SHIFT = PUBLISHED_SCHEDULER["base_shift"], PUBLISHED_SCHEDULER["max_shift"]
 
 
 def dynamic_shift_mu(
@@ -35,26 +39,6 @@ def shift_sigmas(sigmas: torch.Tensor, mu: float) -> torch.Tensor:
     """
     shift = math.exp(mu)
     return shift * sigmas / (shift * sigmas + (1 - sigmas))
-
-
-def stretch_to_terminal(sigmas: torch.Tensor, terminal: float = SHIFT_TERMINAL) -> torch.Tensor:
-    """Rescale 1 − σ so that the last σ equals `terminal` (diffusers' `shift_terminal`)."""
-    one_minus = 1 - sigmas
-    return 1 - one_minus / (one_minus[-1] / (1 - terminal))
-
-
-def inference_sigmas(
-    num_steps: int, num_tokens: int, terminal: float | None = SHIFT_TERMINAL
-) -> torch.Tensor:
-    """The published sampling grid: linspace(1, 1/N, N), shifted by μ(tokens), stretched, then a final 0.
-
-    Shape (num_steps + 1,), float32, decreasing from 1 to 0.
-    """
-    base = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
-    sigmas = shift_sigmas(base, dynamic_shift_mu(num_tokens))
-    if terminal is not None:
-        sigmas = stretch_to_terminal(sigmas, terminal)
-    return torch.cat([sigmas, sigmas.new_zeros(1)]).float()
 
 
 def sample_training_sigmas(

@@ -1,6 +1,7 @@
-"""The Euler sampling loop over the DiT, shared by the pipeline and the trainer's validation."""
+"""The sampling loop over the DiT (Euler by default, any solver step plugged in), which the pipeline runs."""
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,10 +53,37 @@ def target_velocity(transformer, hidden, timestep, conditions: Conditions, img_s
     return output[:, -num_target:]
 
 
+# One solver step: (scheduler, step index, velocity, latents) -> the latents at the next σ. Euler by default;
+# RL and distillation plug in stochastic (SDE) or few-step solvers here.
+StepFunction = Callable[[FlowMatchEulerDiscreteScheduler, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def euler_step(
+    scheduler: FlowMatchEulerDiscreteScheduler, index: int, velocity: torch.Tensor, latents: torch.Tensor
+) -> torch.Tensor:
+    """The scheduler's own Euler step (so that sampling matches stock diffusers bit for bit)."""
+    return scheduler.step(velocity, scheduler.timesteps[index], latents, return_dict=False)[0]
+
+
+@dataclass
+class Trajectory:
+    """The latents before every step and after the last (`states[0]` is the noise, `states[-1]` the result),
+    the σ of each state, and the velocity each step used."""
+
+    states: list[torch.Tensor]
+    sigmas: list[float]
+    velocities: list[torch.Tensor]
+
+    @property
+    def latents(self) -> torch.Tensor:
+        return self.states[-1]
+
+
 def denoise(
     transformer,
     scheduler: FlowMatchEulerDiscreteScheduler,
     latents: torch.Tensor,
+    *,
     conditions: Conditions,
     img_shapes: list[list[tuple[int, int, int]]],
     condition_latents: torch.Tensor | None = None,
@@ -63,10 +91,11 @@ def denoise(
     guidance_scale: float = 1.0,
     cfg_rescale: bool = False,
     use_kv_cache: bool = True,
+    step: StepFunction = euler_step,
     callback: Callable[[int, float, torch.Tensor], None] | None = None,
     progress: Callable[[Iterable], Iterable] = lambda steps: steps,
-) -> torch.Tensor:
-    """Euler steps over `scheduler.timesteps` (already set) from noise `latents` (B, N, C) to clean latents.
+) -> Trajectory:
+    """Solver steps over `scheduler.timesteps` (already set) from noise `latents` (B, N, C) to clean latents.
 
     The text and condition tokens are modulated at t = 0 and attend causally, so with `use_kv_cache` their
     keys and values are computed on the first step only. CFG runs when `negative` is given.
@@ -75,6 +104,7 @@ def denoise(
     cache_on = use_kv_cache and transformer.config.causal_condition
     branches = [conditions] if negative is None else [conditions, negative]
     caches = [QwenImage21KVCache(len(transformer.transformer_blocks)) if cache_on else None for _ in branches]
+    trajectory = Trajectory(states=[latents], sigmas=[float(scheduler.sigmas[0])], velocities=[])
     for index, t in enumerate(progress(scheduler.timesteps)):
         mode = ("extract" if index == 0 else "cached") if cache_on else None
         hidden = latents if condition_latents is None else torch.cat([condition_latents, latents], dim=1)
@@ -86,7 +116,10 @@ def denoise(
         velocity = velocities[0]
         if negative is not None:
             velocity = true_cfg(velocities[0], velocities[1], guidance_scale, cfg_rescale)
-        latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+        latents = step(scheduler, index, velocity, latents)
+        trajectory.states.append(latents)
+        trajectory.sigmas.append(float(scheduler.sigmas[index + 1]))
+        trajectory.velocities.append(velocity)
         if callback is not None:
             callback(index, float(t) / 1000, latents)
-    return latents
+    return trajectory

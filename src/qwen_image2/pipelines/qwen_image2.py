@@ -26,6 +26,7 @@ from qwen_image2.models.conditioning import (
     encode_conditions,
     prepare_condition_image,
 )
+from qwen_image2.models.encoding import img_shapes
 from qwen_image2.models.latents import decode_latents, encode_images, pack, unpack
 from qwen_image2.models.loading import load_components, save_components
 
@@ -167,7 +168,6 @@ class QwenImage2Pipeline(DiffusionPipeline):
         condition_latents, condition_grids = encode_images(self.vae, images)
         if condition_latents is not None:
             condition_latents = condition_latents.to(dtype).expand(batch_size, -1, -1)
-        img_shapes = [[(1, h, w) for h, w in [*condition_grids, grid]]] * batch_size
 
         # 4. Timesteps: the published exponential dynamic shift, μ from the number of target tokens
         sigmas = sigmas if sigmas is not None else self.config.sample_sigmas
@@ -178,16 +178,16 @@ class QwenImage2Pipeline(DiffusionPipeline):
             self.transformer,
             scheduler,
             latents,
-            conditions,
-            img_shapes,
-            condition_latents,
-            negative if do_cfg else None,
-            guidance_scale,
-            cfg_rescale,
-            use_kv_cache,
-            callback,
-            self.progress_bar,
-        )
+            conditions=conditions,
+            img_shapes=img_shapes(grid, condition_grids, batch_size),
+            condition_latents=condition_latents,
+            negative=negative if do_cfg else None,
+            guidance_scale=guidance_scale,
+            cfg_rescale=cfg_rescale,
+            use_kv_cache=use_kv_cache,
+            callback=callback,
+            progress=self.progress_bar,
+        ).latents
 
         # 6. Decode
         self.maybe_free_model_hooks()

@@ -57,7 +57,7 @@ def write_shapes_dataset(
             source_path = out / "images" / f"{index:06d}-source.png"
             draw(size, shape, colour, background, box).save(source_path)
             draw(size, shape, new_colour, background, box).save(target_path)
-            caption, task, conditions = f"make the {shape} {new_colour}", "ti2i", [str(source_path)]
+            caption, task, conditions = f"make the {shape} {new_colour}", "edit", [str(source_path)]
         rows.append(
             {
                 "id": sample_id(str(target_path)),

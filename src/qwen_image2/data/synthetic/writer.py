@@ -96,7 +96,7 @@ def render_sample(
         edit = make_edit(rng, scene, style)
         render_scene(scene).save(out / f"{stem}-source.png")
         render_mask(scene.size, list(edit.changed)).save(out / f"{stem}-mask.png")
-        scene, text, task, conditions = edit.target, edit.instruction, "ti2i", [f"{stem}-source.png"]
+        scene, text, task, conditions = edit.target, edit.instruction, "edit", [f"{stem}-source.png"]
         row |= {"edit": edit.kind, "mask": f"{stem}-mask.png", "old_text": edit.old_text}
         row["new_text"] = edit.new_text
     else:

@@ -1,6 +1,7 @@
 """Validation during training: held-out loss at fixed σ, and a sample grid on fixed prompts and edits."""
 
-import copy
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -8,19 +9,12 @@ from PIL import Image
 
 from qwen_image2.data.loader import load_training_sample
 from qwen_image2.diffusion.loss import flow_matching_loss
-from qwen_image2.diffusion.sampling import denoise, set_schedule
 from qwen_image2.metrics.grid import contact_sheet
-from qwen_image2.models.conditioning import encode_conditions
 from qwen_image2.models.encoding import TrainingSample, encode_batch
-from qwen_image2.models.latents import decode_latents, encode_images, pack, unpack
+from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 from qwen_image2.seeding import Stream, step_generator
 from qwen_image2.training.distributed import is_main
 from qwen_image2.training.dit.config import Validation
-
-
-def to_image(pixels: torch.Tensor) -> Image.Image:
-    array = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, mode="RGBA" if array.shape[-1] == 4 else "RGB")
 
 
 class Validator:
@@ -31,7 +25,7 @@ class Validator:
     ):
         self.components, self.transformer, self.config = components, transformer, config
         self.seed, self.out, self.root = seed, out, root
-        ordered = sorted(samples, key=lambda s: (s.task != "ti2i", s.id))
+        ordered = sorted(samples, key=lambda s: (s.task != "edit", s.id))
         self.holdout = ordered[: config.holdout] if config.holdout < len(samples) else []
         self.holdout_ids = {s.id for s in self.holdout}
 
@@ -61,28 +55,25 @@ class Validator:
 
     @torch.no_grad()
     def sample(self, prompt: str, width: int, height: int, references: list[Image.Image]) -> Image.Image:
-        components = self.components
-        device, dtype = components.vae.device, components.vae.dtype
-        conditions = encode_conditions(
-            components.text_encoder, components.processor, [prompt], references or None
-        )
-        grid = (height // 16, width // 16)
-        generator = torch.Generator().manual_seed(self.seed)
-        latents = pack(torch.randn((1, components.vae.config.z_dim, *grid), generator=generator)).to(
-            device, dtype
-        )
-        condition_latents, shapes = encode_images(components.vae, references)
-        scheduler = set_schedule(copy.deepcopy(components.scheduler), self.config.steps, latents.shape[1])
-        img_shapes = [[(1, h, w) for h, w in [*shapes, grid]]]
-        latents = denoise(self.transformer, scheduler, latents, conditions, img_shapes, condition_latents)
-        return to_image(decode_latents(components.vae, unpack(latents, *grid))[0])
+        """One grid image through the pipeline users run, with the transformer being trained."""
+        pipe = QwenImage2Pipeline.from_components(replace(self.components, transformer=self.transformer))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(
+            prompt,
+            image=references or None,
+            width=width,
+            height=height,
+            num_inference_steps=self.config.steps,
+            resolution=round(math.sqrt(width * height)),
+            generator=torch.Generator().manual_seed(self.seed),
+        ).images[0]
 
     def run(self, step: int) -> dict[str, float]:
         self.transformer.eval()
         figures = self.heldout_loss()
         rows = [[self.sample(p, self.config.size, self.config.size, [])] for p in self.config.prompts]
         for sample in self.holdout:
-            if sample.task == "ti2i":
+            if sample.task == "edit":
                 loaded = self._load(sample)
                 output = self.sample(
                     loaded.prompt, loaded.image.width, loaded.image.height, loaded.condition_images
