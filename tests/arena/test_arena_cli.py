@@ -7,11 +7,11 @@ import socket
 
 import numpy as np
 import pytest
-from arena_helpers import MODELS
+from arena_helpers import MODELS, service_voter
 from PIL import Image
 
 from qwen_image2.cli import main
-from qwen_image2.evaluation.arena.service import create_voter, issue_battle, record_vote
+from qwen_image2.evaluation.arena.service import issue_battle, record_vote
 from qwen_image2.evaluation.arena.settings import ArenaSettings
 from qwen_image2.evaluation.arena.storage import build_engine, build_sessionmaker
 from qwen_image2.evaluation.arena.votes import Vote, vote_to_json
@@ -99,16 +99,11 @@ def test_import_then_export_then_ratings(tmp_path, capsys, set_dirs):
         assert code == 0 and json.loads(out)["new_generations"] > 0
     engine = build_engine(db)
     with build_sessionmaker(engine).begin() as session:
-        voter, _ = create_voter(session)
+        tickets, throttle, voter = service_voter(session)
         for _ in range(12):
-            battle = issue_battle(session, voter, "t2i", ArenaSettings())
-            record_vote(
-                session,
-                voter,
-                battle.id,
-                "left" if battle.left.model == MODELS[0] else "right",
-                ArenaSettings(),
-            )
+            battle = issue_battle(session, tickets, throttle, voter, "t2i", ArenaSettings())
+            choice = "left" if battle.left.model == MODELS[0] else "right"
+            record_vote(session, tickets, voter, battle.ticket, choice, ArenaSettings())
     engine.dispose()
     exported = tmp_path / "votes.jsonl"
     code, out, _ = run(capsys, "arena", "export", "--db", db, "--out", str(exported))
