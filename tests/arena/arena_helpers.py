@@ -17,8 +17,11 @@ from sqlalchemy import select
 
 from qwen_image2.evaluation.arena.app import build_app
 from qwen_image2.evaluation.arena.importer import import_set, read_set_dir
+from qwen_image2.evaluation.arena.service import Client, new_voter_token
 from qwen_image2.evaluation.arena.settings import ArenaSettings
 from qwen_image2.evaluation.arena.storage import Base, build_engine, build_sessionmaker
+from qwen_image2.evaluation.arena.throttle import Throttle
+from qwen_image2.evaluation.arena.tickets import Tickets, load_tickets
 
 POSTGRES_ENV = "QWEN_IMAGE2_TEST_POSTGRES_URL"
 ADMIN_TOKEN = "test-admin-token"
@@ -97,3 +100,9 @@ def snapshot(client: TestClient) -> dict[str, list[tuple]]:
 
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def service_voter(session, address: str = "testclient") -> tuple[Tickets, Throttle, Client]:
+    """What the service functions need to act for a new voter at `address` (TestClient's by default)."""
+    tickets = load_tickets(session)
+    return tickets, Throttle(), Client(new_voter_token(), tickets.client_hash(address))

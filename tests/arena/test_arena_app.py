@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-from arena_helpers import MODELS, admin_headers, import_all, make_client, snapshot, write_set
+from arena_helpers import MODELS, admin_headers, import_all, make_client, service_voter, snapshot, write_set
 
-from qwen_image2.evaluation.arena.service import create_voter, issue_battle
+from qwen_image2.evaluation.arena.service import issue_battle
 
 T2I = {"board": "t2i"}
 
@@ -23,7 +23,7 @@ def test_the_page_shows_two_anonymous_images_and_reveals_models_after_the_vote(a
     page = arena.get("/")
     assert page.status_code == 200 and "arena_voter" in page.cookies
     assert not any(model in page.text for model in MODELS)
-    [battle_id] = re.findall(r'data-battle-id="([0-9a-f]+)"', page.text)
+    [battle_id] = re.findall(r'data-battle-id="([0-9a-f.]+)"', page.text)
     images = re.findall(r'<img src="(/images/[0-9a-f]+)" alt="candidate', page.text)
     assert len(images) == 2 and images[0] != images[1]
     for url in images:
@@ -69,10 +69,12 @@ def test_a_thousand_votes_from_one_voter_are_capped(sqlite_url, set_dirs):
         # The battles are issued through the service in one transaction: the guard under test is the vote
         # endpoint, and 1,000 page loads would only slow the test down.
         with client.app.state.sessionmaker.begin() as session:
-            voter, token = create_voter(session)
+            tickets, throttle, voter = service_voter(session)
             settings = client.app.state.settings
-            battle_ids = [issue_battle(session, voter, "t2i", settings).id for _ in range(1000)]
-        client.cookies.set("arena_voter", token)
+            battle_ids = [
+                issue_battle(session, tickets, throttle, voter, "t2i", settings).ticket for _ in range(1000)
+            ]
+        client.cookies.set("arena_voter", voter.token)
         votes = [client.post("/api/vote", json={"battle_id": b, "choice": "left"}) for b in battle_ids]
         assert [vote.status_code for vote in votes[:cap]] == [200] * cap
         assert {vote.status_code for vote in votes[cap:]} == {429}

@@ -24,7 +24,7 @@ def assert_refused(client, response, status: int, before: dict) -> None:
         (json.dumps({"battle_id": "BATTLE", "choice": "up"}), "application/json"),
         (json.dumps({"battle_id": "BATTLE", "choice": "left", "extra": 1}), "application/json"),
         (json.dumps({"battle_id": ["BATTLE"], "choice": "left"}), "application/json"),
-        (json.dumps({"battle_id": "x" * 65, "choice": "left"}), "application/json"),
+        (json.dumps({"battle_id": "x" * 129, "choice": "left"}), "application/json"),
         ("battle_id=BATTLE&choice=left", "application/x-www-form-urlencoded"),
     ],
 )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import numpy as np
 import pytest
-from arena_helpers import MODELS
+from arena_helpers import MODELS, service_voter
 from PIL import Image
 
 from qwen_image2.cli import main
-from qwen_image2.evaluation.arena.service import create_voter, issue_battle, record_vote
+from qwen_image2.evaluation.arena.service import issue_battle, record_vote
 from qwen_image2.evaluation.arena.settings import ArenaSettings
 from qwen_image2.evaluation.arena.storage import build_engine, build_sessionmaker
 from qwen_image2.evaluation.arena.votes import Vote, vote_to_json
@@ -98,16 +99,11 @@ def test_import_then_export_then_ratings(tmp_path, capsys, set_dirs):
         assert code == 0 and json.loads(out)["new_generations"] > 0
     engine = build_engine(db)
     with build_sessionmaker(engine).begin() as session:
-        voter, _ = create_voter(session)
+        tickets, throttle, voter = service_voter(session)
         for _ in range(12):
-            battle = issue_battle(session, voter, "t2i", ArenaSettings())
-            record_vote(
-                session,
-                voter,
-                battle.id,
-                "left" if battle.left.model == MODELS[0] else "right",
-                ArenaSettings(),
-            )
+            battle = issue_battle(session, tickets, throttle, voter, "t2i", ArenaSettings())
+            choice = "left" if battle.left.model == MODELS[0] else "right"
+            record_vote(session, tickets, voter, battle.ticket, choice, ArenaSettings())
     engine.dispose()
     exported = tmp_path / "votes.jsonl"
     code, out, _ = run(capsys, "arena", "export", "--db", db, "--out", str(exported))
@@ -127,7 +123,39 @@ def test_import_of_a_folder_without_prompts_is_a_user_error(tmp_path, capsys):
     assert code == 2 and "no prompts.jsonl" in err
 
 
-def test_a_store_that_cannot_be_opened_is_a_user_error(tmp_path, capsys, set_dirs):
-    folder = set_dirs[(MODELS[0], "t2i")]
-    code, _, err = run(capsys, "arena", "import", str(folder), "--model", "m", "--db", "nosuchdb://x")
-    assert code == 2 and err.startswith("error: --db nosuchdb://x")
+def one_error_line(err: str) -> bool:
+    return err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url", ["nosuchdb://x", "postgresql://", "not a url"])
+def test_serve_with_a_bad_store_is_one_error_line_and_exit_2(cli, url):
+    code, captured = cli(["arena", "serve", "--db", url, "--port", "1"])
+    assert code == 2 and one_error_line(captured.err), captured.err
+    assert "--db" in captured.err
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_serve_on_a_port_out_of_range_is_one_error_line_and_exit_2(cli, sqlite_url, port):
+    code, captured = cli(["arena", "serve", "--db", sqlite_url, "--port", port])
+    assert code == 2 and one_error_line(captured.err), captured.err
+
+
+def test_serve_on_a_port_in_use_is_one_error_line_and_exit_2(cli, sqlite_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        code, captured = cli(["arena", "serve", "--db", sqlite_url, "--port", port])
+    assert code == 2 and one_error_line(captured.err), captured.err
+    assert f"--port {port}" in captured.err
+
+
+@pytest.mark.parametrize("command", ["import", "export"])
+def test_import_and_export_with_a_bad_store_are_one_error_line_and_exit_2(cli, tmp_path, set_dirs, command):
+    args = {
+        "import": ["import", str(set_dirs[(MODELS[0], "t2i")]), "--model", "m"],
+        "export": ["export", "--out", str(tmp_path / "votes.jsonl")],
+    }[command]
+    code, captured = cli(["arena", *args, "--db", "nosuchdb://x"])
+    assert code == 2 and one_error_line(captured.err), captured.err
+    assert captured.err.startswith("error: --db 'nosuchdb://x'")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from arena_helpers import EDIT_PROMPTS, MODELS, T2I_PROMPTS, import_all
+from arena_helpers import EDIT_PROMPTS, MODELS, T2I_PROMPTS, import_all, service_voter
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -11,7 +11,6 @@ from qwen_image2.evaluation.arena.errors import ArenaError
 from qwen_image2.evaluation.arena.importer import MULTI_IMAGE_EDIT, import_set, read_set_dir
 from qwen_image2.evaluation.arena.service import (
     collect_votes,
-    create_voter,
     issue_battle,
     record_vote,
     set_ban,
@@ -63,37 +62,40 @@ def test_reimporting_a_set_skips_what_is_stored(sessions, set_dirs):
 def test_a_vote_is_stored_once_and_exported_with_its_hidden_models(sessions):
     settings = ArenaSettings()
     with sessions.begin() as session:
-        voter, _ = create_voter(session)
-        battle = issue_battle(session, voter, "edit", settings)
-        left, right = battle.left.model, battle.right.model
-        record_vote(session, voter, battle.id, "right", settings)
+        tickets, throttle, voter = service_voter(session)
+        shown = issue_battle(session, tickets, throttle, voter, "edit", settings)
+        left, right = shown.left.model, shown.right.model
+        battle = record_vote(session, tickets, voter, shown.ticket, "right", settings)
+        voter_id = battle.voter_id
     with sessions.begin() as session, pytest.raises(ArenaError) as replay:
-        record_vote(session, session.merge(voter), battle.id, "left", settings)
+        record_vote(session, tickets, voter, shown.ticket, "left", settings)
     assert replay.value.status == 409
     with sessions() as session:
         [vote] = collect_votes(session)
     assert (vote.model_a, vote.model_b, vote.winner, vote.board) == (left, right, "model_b", "edit")
     assert vote.prompt in {prompt for prompt, _ in EDIT_PROMPTS}
-    assert vote.voter == str(voter.id)
+    assert vote.voter == str(voter_id)
 
 
 def test_the_database_itself_refuses_a_second_vote_on_a_battle(sessions):
+    settings = ArenaSettings()
     with sessions.begin() as session:
-        voter, _ = create_voter(session)
-        battle_id = issue_battle(session, voter, "t2i", ArenaSettings()).id
-        session.add(VoteRow(battle_id=battle_id, voter_id=voter.id, choice="tie"))
+        tickets, throttle, voter = service_voter(session)
+        shown = issue_battle(session, tickets, throttle, voter, "t2i", settings)
+        battle = record_vote(session, tickets, voter, shown.ticket, "tie", settings)
+        battle_id, voter_id = battle.id, battle.voter_id
     with sessions() as session, pytest.raises(IntegrityError):
-        session.add(VoteRow(battle_id=battle_id, voter_id=voter.id, choice="left"))
+        session.add(VoteRow(battle_id=battle_id, voter_id=voter_id, client_hash="x", choice="left"))
         session.commit()
 
 
 def test_banned_voters_votes_leave_the_export_unless_asked_for(sessions):
     settings = ArenaSettings()
     with sessions.begin() as session:
-        voter, _ = create_voter(session)
-        battle = issue_battle(session, voter, "t2i", settings)
-        record_vote(session, voter, battle.id, "both_bad", settings)
-        set_ban(session, voter.id, True)
+        tickets, throttle, voter = service_voter(session)
+        shown = issue_battle(session, tickets, throttle, voter, "t2i", settings)
+        battle = record_vote(session, tickets, voter, shown.ticket, "both_bad", settings)
+        set_ban(session, battle.voter_id, True)
     with sessions() as session:
         assert collect_votes(session) == []
         [vote] = collect_votes(session, include_banned=True)

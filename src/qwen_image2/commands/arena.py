@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -24,16 +26,22 @@ DB = typer.Option(
 )
 
 
-def _open_store(db: str):
-    """Engine and session factory for `db`; a wrong URL or an unreachable server is the user's to fix."""
-    from sqlalchemy.exc import ArgumentError, OperationalError
+@contextmanager
+def _one_line_store_errors():
+    """A store that cannot be opened is the user's to fix: `open_engine` says so in a UserError, but a
+    database driver's message can span lines (libpq adds a hint), and the CLI promises one `error:` line."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(" ".join(str(err).split())) from None
 
+
+def _open_store(db: str):
+    """Engine and session factory for `db`."""
     from qwen_image2.evaluation.arena.storage import build_engine, build_sessionmaker
 
-    try:
+    with _one_line_store_errors():
         engine = build_engine(db)
-    except (ArgumentError, OperationalError) as err:
-        raise UserError(f"--db {db}: cannot open the store ({str(err).splitlines()[0]})") from None
     return engine, build_sessionmaker(engine)
 
 
@@ -96,7 +104,7 @@ def ratings(
 def serve(
     db: str = DB,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     admin_token: str | None = typer.Option(
         None, "--admin-token", envvar="QWEN_IMAGE2_ARENA_ADMIN_TOKEN", help="Bearer token for /api/admin/*."
     ),
@@ -121,8 +129,30 @@ def serve(
     settings = ArenaSettings(
         db_url=db, admin_token=admin_token, daily_vote_cap=daily_cap, votes_per_minute=votes_per_minute
     )
+    # The store is opened and the port bound before uvicorn starts, so a bad --db or a taken port is one
+    # `error:` line and exit 2 rather than a traceback or uvicorn's exit 1.
+    with _one_line_store_errors():
+        arena = build_app(settings)
+    listening = _bind(host, port)
     print(f"arena on http://{host}:{port}/ (store: {db})", file=sys.stderr)
-    uvicorn.run(build_app(settings), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn.Config(arena, log_level="info")).run(sockets=[listening])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; handed to uvicorn, so nothing can take the port in between."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as err:
+        raise UserError(f"--host {host}: cannot listen there ({err})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as err:
+        listening.close()
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({err.strerror})") from None
+    return listening
 
 
 @app.command("import")

@@ -18,6 +18,8 @@ from qwen_image2.evaluation.arena import admin, pages
 from qwen_image2.evaluation.arena.errors import ArenaError
 from qwen_image2.evaluation.arena.settings import ArenaSettings
 from qwen_image2.evaluation.arena.storage import build_engine, build_sessionmaker
+from qwen_image2.evaluation.arena.throttle import Throttle
+from qwen_image2.evaluation.arena.tickets import load_tickets
 from qwen_image2.evaluation.arena.web import HERE, require_admin
 
 
@@ -56,6 +58,9 @@ def build_app(settings: ArenaSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
+    with app.state.sessionmaker.begin() as session:
+        app.state.tickets = load_tickets(session)
+    app.state.throttle = Throttle()
     app.state.leaderboard_lock = threading.Lock()
     app.state.leaderboard_cache = None
 

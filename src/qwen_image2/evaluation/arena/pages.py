@@ -8,25 +8,33 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from qwen_image2.evaluation.arena.errors import ArenaError
 from qwen_image2.evaluation.arena.leaderboard import OVERALL, Leaderboards, compute_leaderboards
 from qwen_image2.evaluation.arena.plot import render_leaderboard_png
 from qwen_image2.evaluation.arena.ratings import Rating
-from qwen_image2.evaluation.arena.service import collect_votes, issue_battle, record_vote
-from qwen_image2.evaluation.arena.storage import Battle, Image, Voter, VoteRow
+from qwen_image2.evaluation.arena.service import (
+    Client,
+    DrawnBattle,
+    collect_votes,
+    issue_battle,
+    record_vote,
+)
+from qwen_image2.evaluation.arena.storage import Image, Voter, VoteRow
 from qwen_image2.evaluation.arena.web import (
     TEMPLATES,
-    current_voter,
+    client_of,
+    client_or_new,
     set_voter_cookie,
     settings_of,
     transaction,
-    voter_or_new,
 )
 
 router = APIRouter()
 Board = Literal["t2i", "edit"]
 BOARD_TITLES = {"t2i": "Text to image", "edit": "Image editing"}
+MAX_TICKET_CHARS = 128  # a ticket is about 80; see `tickets`
 
 
 class VoteIn(BaseModel):
@@ -34,15 +42,15 @@ class VoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    battle_id: str = Field(min_length=1, max_length=64)
+    battle_id: str = Field(min_length=1, max_length=MAX_TICKET_CHARS)
     choice: Literal["left", "right", "tie", "both_bad"]
 
 
-def _battle_json(battle: Battle) -> dict:
+def _battle_json(battle: DrawnBattle) -> dict:
     """What a voter may see before voting: the prompt and images, never the model names."""
     prompt = battle.prompt
     return {
-        "battle_id": battle.id,
+        "battle_id": battle.ticket,
         "board": prompt.board,
         "prompt": prompt.text,
         "category": prompt.category,
@@ -52,14 +60,19 @@ def _battle_json(battle: Battle) -> dict:
     }
 
 
+def _issue(request: Request, session: Session, client: Client, board: str) -> DrawnBattle:
+    state = request.app.state
+    return issue_battle(session, state.tickets, state.throttle, client, board, state.settings)
+
+
 @router.get("/", response_class=HTMLResponse)
 def arena_page(request: Request, board: Board = "t2i") -> Response:
     """The arena: a fresh battle rendered on the server; voting and the reveal are a little JavaScript."""
     settings, status, battle, error = settings_of(request), 200, None, None
+    client, token = client_or_new(request)
     with transaction(request) as session:
-        voter, token = voter_or_new(session, request)
         try:
-            battle = _battle_json(issue_battle(session, voter, board, settings))
+            battle = _battle_json(_issue(request, session, client, board))
         except ArenaError as err:
             status, error = err.status, str(err)
     context = {"board": board, "boards": BOARD_TITLES, "battle": battle, "error": error, "page": "arena"}
@@ -71,9 +84,9 @@ def arena_page(request: Request, board: Board = "t2i") -> Response:
 @router.get("/api/battle")
 def new_battle(request: Request, board: Board = "t2i") -> JSONResponse:
     settings = settings_of(request)
+    client, token = client_or_new(request)
     with transaction(request) as session:
-        voter, token = voter_or_new(session, request)
-        battle = _battle_json(issue_battle(session, voter, board, settings))
+        battle = _battle_json(_issue(request, session, client, board))
     response = JSONResponse(battle)
     set_voter_cookie(response, token, settings)
     return response
@@ -84,10 +97,15 @@ def vote(request: Request, body: VoteIn) -> dict:
     """Record the vote, then reveal which model made which image."""
     with transaction(request) as session:
         battle = record_vote(
-            session, current_voter(session, request), body.battle_id, body.choice, settings_of(request)
+            session,
+            request.app.state.tickets,
+            client_of(request),
+            body.battle_id,
+            body.choice,
+            settings_of(request),
         )
         return {
-            "battle_id": battle.id,
+            "battle_id": body.battle_id,
             "choice": body.choice,
             "left": battle.left.model,
             "right": battle.right.model,

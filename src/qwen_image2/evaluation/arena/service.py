@@ -1,9 +1,11 @@
 """Battles and votes behind the online guards. Every function works in the caller's session/transaction.
 
-Guards, in the order a vote meets them: a known voter token; not banned; the battle exists; it was
-issued to this voter; it has no vote yet (also a unique constraint, so two racing requests cannot both
-count); the per-minute rate limit; the daily cap. A refused vote raises `ArenaError` before anything
-is written.
+Drawing a battle writes nothing: it is a signed ticket (see `tickets`), and the vote stores the voter,
+the battle and the vote together, so a crawler or a cookieless client leaves no rows behind. Guards, in
+the order a vote meets them: a voter cookie; a ticket this server issued to that cookie, not expired;
+not banned; no vote on the battle yet (also a primary key, so two racing requests cannot both count);
+the per-minute rate and the daily cap, each per voter and per client address. A refused vote raises
+`ArenaError` before anything is written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from datetime import datetime, timedelta
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,14 +23,47 @@ from sqlalchemy.orm import Session, aliased
 
 from qwen_image2.evaluation.arena.errors import ArenaError
 from qwen_image2.evaluation.arena.settings import ArenaSettings
-from qwen_image2.evaluation.arena.storage import Battle, Generation, Prompt, Voter, VoteRow, utcnow
+from qwen_image2.evaluation.arena.storage import (
+    Battle,
+    Generation,
+    Prompt,
+    Voter,
+    VoteRow,
+    random_id,
+    utcnow,
+)
+from qwen_image2.evaluation.arena.throttle import Throttle
+from qwen_image2.evaluation.arena.tickets import Ticket, Tickets
 from qwen_image2.evaluation.arena.votes import Vote
 
 WINNER_OF_CHOICE = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie"}
 
 
+@dataclass(frozen=True)
+class Client:
+    """Who asks: the voter cookie's token (None without one) and the keyed hash of the network address."""
+
+    token: str | None
+    address_hash: str
+
+
+@dataclass(frozen=True)
+class DrawnBattle:
+    """A battle as shown before the vote: its ticket, the prompt and the two generations."""
+
+    ticket: str
+    prompt: Prompt
+    left: Generation
+    right: Generation
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_voter_token() -> str:
+    """A token for a new voter's cookie; its voter row is written with the first vote."""
+    return secrets.token_urlsafe(32)
 
 
 def find_voter(session: Session, token: str | None) -> Voter | None:
@@ -35,17 +72,18 @@ def find_voter(session: Session, token: str | None) -> Voter | None:
     return session.scalar(select(Voter).where(Voter.token_hash == hash_token(token)))
 
 
-def create_voter(session: Session) -> tuple[Voter, str]:
-    """A new anonymous voter and the token for its cookie (only the token's hash is stored)."""
-    token = secrets.token_urlsafe(32)
-    voter = Voter(token_hash=hash_token(token))
-    session.add(voter)
-    session.flush()
-    return voter, token
+def _voter_of(session: Session, token: str) -> Voter:
+    """The token's voter, written now if this is its first vote (only the token's hash is stored)."""
+    voter = find_voter(session, token)
+    if voter is None:
+        voter = Voter(token_hash=hash_token(token))
+        session.add(voter)
+        session.flush()
+    return voter
 
 
-def _check_not_banned(voter: Voter) -> None:
-    if voter.banned:
+def _check_not_banned(voter: Voter | None) -> None:
+    if voter is not None and voter.banned:
         raise ArenaError(403, "this voter is banned")
 
 
@@ -53,36 +91,54 @@ def _start_of_day(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _count_since(session: Session, column, voter_id_column, voter: Voter, since: datetime) -> int:
-    return session.scalar(select(func.count()).where(voter_id_column == voter.id, column >= since)) or 0
+def _votes_since(session: Session, voter: Voter | None, address_hash: str, since: datetime) -> int:
+    """The larger of the voter's and the address's votes since `since`: either one reaching a limit stops."""
+    counts = [VoteRow.client_hash == address_hash]
+    if voter is not None:
+        counts.append(VoteRow.voter_id == voter.id)
+    return max(
+        session.scalar(select(func.count()).where(which, VoteRow.created_at >= since)) or 0
+        for which in counts
+    )
 
 
-def _check_limits(session: Session, voter: Voter, settings: ArenaSettings, now: datetime) -> None:
-    """429 when the voter is over the per-minute vote rate or today's cap."""
+def _check_limits(
+    session: Session, voter: Voter | None, address_hash: str, settings: ArenaSettings, now: datetime
+) -> None:
+    """429 when the voter or the address is over the per-minute vote rate or today's cap."""
     today = _start_of_day(now)
-    if _count_since(session, VoteRow.created_at, VoteRow.voter_id, voter, today) >= settings.daily_vote_cap:
+    if _votes_since(session, voter, address_hash, today) >= settings.daily_vote_cap:
         wait = int((today + timedelta(days=1) - now).total_seconds()) + 1
         raise ArenaError(
             429, f"daily cap of {settings.daily_vote_cap} votes reached; come back tomorrow", wait
         )
-    last_minute = now - timedelta(minutes=1)
-    if (
-        _count_since(session, VoteRow.created_at, VoteRow.voter_id, voter, last_minute)
-        >= settings.votes_per_minute
-    ):
+    if _votes_since(session, voter, address_hash, now - timedelta(minutes=1)) >= settings.votes_per_minute:
         raise ArenaError(429, f"over {settings.votes_per_minute} votes a minute; slow down", 60)
 
 
+def _generations(session: Session, prompt_id: int) -> list[Generation]:
+    """The prompt's generations in import order: a ticket's pair indexes into this list."""
+    return list(
+        session.scalars(select(Generation).where(Generation.prompt_id == prompt_id).order_by(Generation.id))
+    )
+
+
 def issue_battle(
-    session: Session, voter: Voter, board: str, settings: ArenaSettings, rng: random.Random | None = None
-) -> Battle:
-    """Draw a prompt that at least two models answered, and two of its images in random order."""
+    session: Session,
+    tickets: Tickets,
+    throttle: Throttle,
+    client: Client,
+    board: str,
+    settings: ArenaSettings,
+    rng: random.Random | None = None,
+) -> DrawnBattle:
+    """Draw a prompt that at least two models answered and sign a ticket for two of its images."""
     rng = rng or random.SystemRandom()
+    voter = find_voter(session, client.token)
     _check_not_banned(voter)
-    now = utcnow()
-    _check_limits(session, voter, settings, now)
-    recent = _count_since(session, Battle.created_at, Battle.voter_id, voter, now - timedelta(minutes=1))
-    if recent >= settings.battles_per_minute:
+    _check_limits(session, voter, client.address_hash, settings, utcnow())
+    keys = [f"address:{client.address_hash}", f"voter:{client.token}"]
+    if not throttle.allow(keys, settings.battles_per_minute):
         raise ArenaError(429, f"over {settings.battles_per_minute} battles a minute; slow down", 60)
     eligible = session.scalars(
         select(Generation.prompt_id)
@@ -94,37 +150,50 @@ def issue_battle(
     if not eligible:
         raise ArenaError(404, f"no battles on board {board!r} yet: import image sets from two or more models")
     prompt_id = rng.choice(eligible)
-    generations = session.scalars(select(Generation).where(Generation.prompt_id == prompt_id)).all()
-    left, right = rng.sample(list(generations), 2)
-    battle = Battle(
-        voter_id=voter.id, prompt_id=prompt_id, left_id=left.id, right_id=right.id, created_at=now
+    generations = _generations(session, prompt_id)
+    ticket = Ticket(random_id(), prompt_id, len(generations), int(time.time()))
+    left, right = tickets.pair(ticket)
+    return DrawnBattle(
+        tickets.sign(ticket, client.token), generations[left].prompt, generations[left], generations[right]
     )
-    session.add(battle)
-    session.flush()
-    return battle
 
 
 def record_vote(
-    session: Session, voter: Voter | None, battle_id: str, choice: str, settings: ArenaSettings
+    session: Session, tickets: Tickets, client: Client, ticket_text: str, choice: str, settings: ArenaSettings
 ) -> Battle:
-    """Count `choice` for a battle issued to `voter`, once; returns the battle (its models may now be shown)."""
-    if voter is None:
+    """Count `choice` for a ticket issued to `client`, once; returns the stored battle (models may now show)."""
+    if client.token is None:
         raise ArenaError(401, "no voter token: open the arena page first, it sets the voter cookie")
+    ticket = tickets.check(ticket_text, client.token, int(time.time()))
+    voter = _voter_of(session, client.token)
     # Serialise one voter's votes so that the cap holds under concurrent requests (PostgreSQL row lock;
     # SQLite already serialises writers).
     session.refresh(voter, with_for_update=True)
     _check_not_banned(voter)
-    battle = session.get(Battle, battle_id)
-    if battle is None:
-        raise ArenaError(404, "unknown battle")
-    if battle.voter_id != voter.id:
-        raise ArenaError(403, "this battle was not issued to you")
-    if session.scalar(select(VoteRow.id).where(VoteRow.battle_id == battle_id)) is not None:
+    if session.get(Battle, ticket.battle_id) is not None:
         raise ArenaError(409, "this battle already has your vote")
-    _check_limits(session, voter, settings, utcnow())
+    generations = _generations(session, ticket.prompt_id)
+    if len(generations) < ticket.models:
+        raise ArenaError(404, "this battle's images are no longer in the arena: load a new one")
+    _check_limits(session, voter, client.address_hash, settings, utcnow())
+    left, right = tickets.pair(ticket)
+    battle = Battle(
+        id=ticket.battle_id,
+        voter_id=voter.id,
+        prompt_id=ticket.prompt_id,
+        left_id=generations[left].id,
+        right_id=generations[right].id,
+        created_at=datetime.fromtimestamp(ticket.issued, UTC).replace(tzinfo=None),
+    )
     try:
         with session.begin_nested():
-            session.add(VoteRow(battle_id=battle_id, voter_id=voter.id, choice=choice))
+            session.add(battle)
+            session.flush()
+            session.add(
+                VoteRow(
+                    battle_id=battle.id, voter_id=voter.id, client_hash=client.address_hash, choice=choice
+                )
+            )
     except IntegrityError:
         raise ArenaError(409, "this battle already has your vote") from None
     return battle

@@ -19,16 +19,23 @@ class ArenaSettings(BaseModel):
     votes_per_minute: int = Field(
         20,
         ge=1,
-        description="Per-voter rate limit; two images need a few seconds to judge, 3 s a vote is brisk.",
+        description="Per-voter and per-address rate limit; two images need a few seconds to judge.",
     )
-    battles_per_minute: int = Field(40, ge=1, description="Per-voter limit on battles drawn (page loads).")
+    battles_per_minute: int = Field(
+        40, ge=1, description="Per-voter and per-address limit on battles drawn (page loads)."
+    )
     daily_vote_cap: int = Field(
         200,
         ge=1,
-        description="Votes one voter may cast per UTC day (FastChat caps judges per day in analysis).",
+        description="Votes one voter, or one address, may cast per UTC day (FastChat caps judges per day).",
     )
     max_image_bytes: int = Field(MAX_IMAGE_BYTES, ge=1, description="Largest image accepted by import.")
     leaderboard_bootstrap: int = Field(
         100, ge=0, description="Bootstrap rounds for the leaderboard's intervals."
     )
     secure_cookie: bool = Field(False, description="Mark the voter cookie Secure (serve over HTTPS).")
+    trust_forwarded_for: bool = Field(
+        False,
+        description="Take the client address from the last X-Forwarded-For entry (set only behind a proxy "
+        "that appends it; otherwise any client could claim a fresh address per request).",
+    )

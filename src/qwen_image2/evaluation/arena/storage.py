@@ -102,8 +102,17 @@ class Voter(Base):
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class Secret(Base):
+    """Server secrets shared by every worker over this store (the battle-ticket key)."""
+
+    __tablename__ = "arena_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
 class Battle(Base):
-    """Two generations for one prompt, shown to one voter with the models hidden."""
+    """Two generations for one prompt, shown to one voter with the models hidden; stored with its vote."""
 
     __tablename__ = "arena_battles"
 
@@ -126,6 +135,8 @@ class VoteRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     battle_id: Mapped[str] = mapped_column(ForeignKey("arena_battles.id"), unique=True)
     voter_id: Mapped[int] = mapped_column(ForeignKey("arena_voters.id"), index=True)
+    # Keyed hash of the client address, so rate limits hold for a client that drops its cookie.
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
     choice: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     battle: Mapped[Battle] = relationship()

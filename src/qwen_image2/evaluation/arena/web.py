@@ -1,4 +1,5 @@
-"""What the arena's routes share: the per-request transaction, the voter cookie, templates, admin auth."""
+"""What the arena's routes share: the per-request transaction, the client (voter cookie and address),
+templates, admin auth."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from qwen_image2.evaluation.arena.errors import ArenaError
-from qwen_image2.evaluation.arena.service import create_voter, find_voter
+from qwen_image2.evaluation.arena.service import Client, new_voter_token
 from qwen_image2.evaluation.arena.settings import ArenaSettings
-from qwen_image2.evaluation.arena.storage import Voter
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 VOTER_COOKIE = "arena_voter"
 # A year: the token is the voter's only identity, and a new one would reset the daily cap.
 VOTER_COOKIE_AGE = 365 * 24 * 3600
+# `new_voter_token` makes 43 characters; far shorter or longer cookies were not set by this server.
+MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 20, 128
 
 
 def settings_of(request: Request) -> ArenaSettings:
@@ -44,16 +46,30 @@ def transaction(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def current_voter(session: Session, request: Request) -> Voter | None:
-    return find_voter(session, request.cookies.get(VOTER_COOKIE))
+def client_address(request: Request, settings: ArenaSettings) -> str:
+    """The peer's address; behind a trusted proxy, the last X-Forwarded-For entry (the one it appended)."""
+    forwarded = request.headers.get("x-forwarded-for", "") if settings.trust_forwarded_for else ""
+    if forwarded.strip():
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else "unknown"
 
 
-def voter_or_new(session: Session, request: Request) -> tuple[Voter, str | None]:
-    """The cookie's voter, or a new anonymous one and the token to set as its cookie."""
-    voter = current_voter(session, request)
-    if voter is not None:
-        return voter, None
-    return create_voter(session)
+def client_of(request: Request) -> Client:
+    """The cookie's voter token (None without a plausible one) and the hashed address of the request."""
+    token = request.cookies.get(VOTER_COOKIE)
+    if token is not None and not MIN_TOKEN_CHARS <= len(token) <= MAX_TOKEN_CHARS:
+        token = None  # not one this server sets: treated like no cookie
+    address = client_address(request, settings_of(request))
+    return Client(token, request.app.state.tickets.client_hash(address))
+
+
+def client_or_new(request: Request) -> tuple[Client, str | None]:
+    """The request's client, with a new voter token (to set as its cookie) when it brought none."""
+    client = client_of(request)
+    if client.token is not None:
+        return client, None
+    token = new_voter_token()
+    return Client(token, client.address_hash), token
 
 
 def set_voter_cookie(response: Response, token: str | None, settings: ArenaSettings) -> None:
