@@ -141,6 +141,31 @@ def test_scores_normalise_case_punctuation_and_chinese_spaces():
     assert ocr.score_reading("BIG SALE", "SALE", "en")["word_accuracy"] == 0.5
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "distance"),
+    [
+        ("kitten", "sitting", 3),  # the textbook example: two substitutions, one insertion
+        ("flaw", "lawn", 2),
+        ("", "abc", 3),
+        ("abc", "", 3),
+        ("", "", 0),
+        ("same", "same", 0),
+        ("ab", "ba", 2),  # Levenshtein, not Damerau: a transposition costs two
+        ("熊猫", "熊", 1),  # counted in characters, not UTF-8 bytes
+        ("大熊猫", "小熊猫", 1),
+    ],
+)
+def test_edit_distance_known_values(a, b, distance):
+    assert ocr.edit_distance(a, b) == distance == ocr.edit_distance(b, a)
+
+
+def test_ned_is_edit_distance_over_the_longer_normalised_text():
+    assert ocr.score_reading("SALE", "", "en")["ned"] == 1.0
+    assert ocr.score_reading("", "", "en")["ned"] == 0.0
+    assert ocr.score_reading("kitten", "sitting", "en")["ned"] == pytest.approx(3 / 7)
+    assert ocr.score_reading("大熊猫", "小 熊 猫", "zh")["ned"] == pytest.approx(1 / 3)
+
+
 def test_eval_text_command_on_the_tiny_preset_writes_json_and_sheet(tmp_path, capsys):
     out = tmp_path / "text.json"
     main(

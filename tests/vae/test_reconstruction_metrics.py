@@ -1,20 +1,24 @@
 """Metric functions against scikit-image and torchmetrics, and the pitfalls of vae_eval_perf.md §4."""
 
 import math
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 from qwen_image2.errors import UserError
-from qwen_image2.evaluation.reconstruction import summarize
+from qwen_image2.evaluation.reconstruction import evaluate_vae, summarize
 from qwen_image2.metrics.fidelity import (
+    build_fid_features,
     build_lpips,
-    frechet_distance,
-    gaussian_window,
+    fid_metric,
     lpips_distance,
     psnr,
     ssim,
@@ -125,11 +129,6 @@ def test_ssim_of_identical_images_is_one_and_psnr_inf_is_counted_not_averaged(pa
     assert result["per_image"][0]["psnr"] is None
 
 
-def test_gaussian_window_is_11_taps_normalised():
-    window = gaussian_window()
-    assert window.shape == (11, 11) and window.sum().item() == pytest.approx(1.0)
-
-
 def test_to_uint8_clamps_and_rounds_half_up():
     pixels = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0]).view(1, 1, 1, 5)
     assert to_uint8(pixels).flatten().tolist() == [0, 0, 128, 255, 255]
@@ -157,7 +156,103 @@ def test_lpips_loads_backbone_from_a_file_and_scores_identical_images_zero(tmp_p
     assert distances.shape == (4,) and (distances > 0).all()
 
 
-def test_frechet_distance_is_zero_for_equal_sets_and_grows_with_a_shift():
-    features = np.random.default_rng(0).normal(size=(200, 8))
-    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
-    assert frechet_distance(features, features + 0.5) == pytest.approx(8 * 0.25, rel=1e-4)
+class _Identity(torch.nn.Module):
+    """A 'feature network' that hands the features through, so the Fréchet distance itself is tested."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.num_features = dims
+
+    def forward(self, features):
+        return features.flatten(1).double()
+
+
+def _fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    metric = fid_metric(_Identity(features_a.shape[1]))
+    metric.update(torch.from_numpy(features_a), real=True)
+    metric.update(torch.from_numpy(features_b), real=False)
+    return float(metric.compute())
+
+
+def test_fid_is_zero_for_equal_sets_grows_with_a_shift_and_matches_pytorch_fid():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 8))
+    assert _fid(features, features) == pytest.approx(0.0, abs=1e-6)
+    assert _fid(features, features + 0.5) == pytest.approx(8 * 0.25, rel=1e-4)
+    other = rng.normal(size=(150, 8)) * 1.3 + 0.2
+    stats = [(f.mean(0), np.cov(f, rowvar=False)) for f in (features, other)]
+    with warnings.catch_warnings():  # pytorch-fid passes scipy's deprecated sqrtm(disp=False)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected = calculate_frechet_distance(*stats[0], *stats[1])
+    assert _fid(features, other) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_features_without_inception_weights_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(UserError, match="pt_inception-2015-12-05-6726825d.pth"):
+        build_fid_features()
+
+
+class _ToyVAE(torch.nn.Module):
+    """Hands pixels through `encode`/`decode` (plus fixed noise of `noise` in [-1, 1] units)."""
+
+    def __init__(self, noise: float = 0.0):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.config = SimpleNamespace(in_channels=3)
+        self.noise = noise
+
+    def encode(self, pixels):
+        return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: pixels))
+
+    def decode(self, latents, return_dict=False):
+        generator = torch.Generator().manual_seed(0)
+        return (latents + self.noise * torch.randn(latents.shape, generator=generator),)
+
+
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory):
+    """The real rFID feature network (pytorch-fid's FID InceptionV3) with random weights from a file."""
+    import torchvision
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    torch.manual_seed(0)
+    # FID Inception's patched blocks keep torchvision's parameters: the same state-dict keys
+    inception = torchvision.models.inception_v3(
+        weights=None, num_classes=1008, aux_logits=False, init_weights=False
+    )
+    path = tmp_path_factory.mktemp("weights") / Path(FID_WEIGHTS_URL).name
+    torch.save(inception.state_dict(), path)
+    hub = tmp_path_factory.mktemp("hub")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.hub, "get_dir", lambda: str(hub))
+        model = build_fid_features(path)
+    assert torch.equal(model.inception.blocks[0][0].conv.weight, inception.Conv2d_1a_3x3.conv.weight)
+    return model
+
+
+def test_evaluate_vae_rfid_is_zero_for_identical_sets_and_grows_with_noise(tmp_path, random_inception):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:32, 0:32]
+    paths = []
+    for i in range(6):
+        phase = rng.uniform(0, 6, 3)
+        image = 128 + 90 * np.sin(xx[..., None] / (3 + i) + phase) * np.cos(yy[..., None] / 5)
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    same, _ = evaluate_vae(_ToyVAE(), paths, size=32, batch_size=4, fid_features=random_inception)
+    assert same["identical_images"] == 6 and math.isfinite(same["rfid"])
+    noisy, _ = evaluate_vae(_ToyVAE(0.3), paths, size=32, batch_size=4, fid_features=random_inception)
+    assert noisy["identical_images"] == 0 and math.isfinite(noisy["rfid"])
+    assert abs(same["rfid"]) < 1e-6 * noisy["rfid"]
+    assert noisy["rfid"] > 0
+
+
+def test_evaluate_vae_rfid_of_one_image_is_a_user_error(tmp_path):
+    path = tmp_path / "0.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(path)
+    with pytest.raises(UserError, match="at least 2"):
+        evaluate_vae(_ToyVAE(), [path], size=32, fid_features=_Identity(3 * 32 * 32).eval())

@@ -8,7 +8,7 @@ The metrics themselves are `metrics/fidelity.py`'s.
 """
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from PIL import Image
 
 from qwen_image2.data.images import IMAGE_ERRORS, list_images, open_image
 from qwen_image2.errors import UserError
-from qwen_image2.metrics.fidelity import frechet_distance, lpips_distance, psnr, ssim, to_uint8, to_unit
+from qwen_image2.metrics.fidelity import fid_metric, lpips_distance, psnr, ssim, to_uint8, to_unit
 
 # -------------------------------------------------------------------------------------------- protocol
 
@@ -108,12 +108,16 @@ def evaluate_vae(
     size: int = 256,
     batch_size: int = 8,
     lpips_model=None,
-    fid_features: Callable[[torch.Tensor], np.ndarray] | None = None,
+    fid_features: torch.nn.Module | None = None,
     keep: int = 0,
 ) -> tuple[dict, list[tuple[str, torch.Tensor, torch.Tensor]]]:
-    """Reconstruct `paths` at size² and score them: (summary dict, the `keep` worst (name, ref, rec) by PSNR)."""
+    """Reconstruct `paths` at size² and score them: (summary dict, the `keep` worst (name, ref, rec) by PSNR).
+
+    `fid_features` (uint8 batch -> (N, D) features, e.g. `build_fid_features()`) adds rFID: torchmetrics'
+    Fréchet distance between the features of the references and of the reconstructions.
+    """
     rows, skipped, worst = [], [], []
-    features_ref, features_rec = [], []
+    fid = fid_metric(fid_features) if fid_features is not None else None
     for start in range(0, len(paths), batch_size):
         names, images = [], []
         for path in paths[start : start + batch_size]:
@@ -127,18 +131,20 @@ def evaluate_vae(
         reconstruction = reconstruct(vae, reference)
         batch_rows = _rows(names, score_batch(reference, reconstruction, lpips_model))
         rows += batch_rows
-        if fid_features is not None:
-            features_ref.append(fid_features(reference))
-            features_rec.append(fid_features(reconstruction))
+        if fid is not None:
+            fid.update(reference, real=True)
+            fid.update(reconstruction, real=False)
         if keep:  # only the `keep` worst stay in memory
             worst += [
                 (r["psnr"], r["name"], reference[i], reconstruction[i]) for i, r in enumerate(batch_rows)
             ]
             worst = sorted(worst, key=lambda item: item[0])[:keep]
-    fid = (
-        frechet_distance(np.concatenate(features_ref), np.concatenate(features_rec)) if features_ref else None
-    )
-    return summarize(rows, skipped, fid), [item[1:] for item in worst]
+    rfid = None
+    if fid is not None and rows:
+        if len(rows) < 2:
+            raise UserError(f"rFID needs at least 2 scored images, got {len(rows)}")
+        rfid = float(fid.compute())
+    return summarize(rows, skipped, rfid), [item[1:] for item in worst]
 
 
 def evaluate_pairs(reference_dir: Path, prediction_dir: Path, lpips_model=None, keep: int = 0):

@@ -5,17 +5,17 @@ they are read under (crop, fp32, rounding) is `evaluation/reconstruction.py`'s.
 """
 
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from qwen_image2.errors import UserError
 
 # Wang et al. 2004 constants, as torchmetrics and scikit-image use them.
 SSIM_K1, SSIM_K2, SSIM_SIGMA = 0.01, 0.03, 1.5
+# Gaussian window taps: int(3.5 sigma + 0.5) * 2 + 1 at sigma 1.5.
+SSIM_WINDOW = 11
 # torchvision's ImageNet backbones for LPIPS, as lpips v0.1 uses them (file names of torchvision's hub URLs).
 LPIPS_BACKBONES = {
     "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
@@ -51,48 +51,41 @@ def _check_pair(reference: torch.Tensor, reconstruction: torch.Tensor) -> None:
 def psnr(reference: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB with peak 255: uint8 (N, C, H, W) pairs -> (N,) float64; inf where identical.
 
-    Average this over images; never compute PSNR of the MSE pooled over a batch (torchmetrics' default).
+    torchmetrics' PSNR over dim=(1, 2, 3) with reduction="none". Average this over images; never compute
+    PSNR of the MSE pooled over a batch (torchmetrics' default without `dim`).
     """
     _check_pair(reference, reconstruction)
-    error = (reference.double() - reconstruction.double()).pow(2).mean(dim=(1, 2, 3))
-    return 10 * torch.log10(255.0**2 / error)
-
-
-def gaussian_window(size: int = 11, sigma: float = SSIM_SIGMA) -> torch.Tensor:
-    """Normalised 2-D Gaussian (size, size), float64; size 11 = int(3.5 sigma + 0.5) * 2 + 1 at sigma 1.5."""
-    offsets = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    line = torch.exp(-((offsets / sigma) ** 2) / 2)
-    line = line / line.sum()
-    return line[:, None] * line[None, :]
+    return peak_signal_noise_ratio(
+        reconstruction.double(), reference.double(), data_range=255.0, dim=(1, 2, 3), reduction="none"
+    )
 
 
 def ssim(reference: torch.Tensor, reconstruction: torch.Tensor, border: str = "reflect") -> torch.Tensor:
     """Per-image SSIM: uint8 (N, C, H, W) pairs -> (N,) float64, mean over channels and positions.
 
-    11-tap Gaussian window, sigma 1.5, data range 255, population covariance, each channel alone.
-    border="reflect" reflect-pads and averages the full map (torchmetrics, DC-AE's evaluator);
-    border="crop" averages only where the window fits, i.e. crops 5 pixels (scikit-image with
-    gaussian_weights=True, use_sample_covariance=False).
+    torchmetrics' SSIM: 11-tap Gaussian window, sigma 1.5, data range 255, population covariance, each
+    channel alone. border="reflect" reflect-pads and averages the full map (torchmetrics, DC-AE's
+    evaluator); border="crop" averages only where the window fits, i.e. drops 5 pixels of torchmetrics'
+    full SSIM map on each side (scikit-image with gaussian_weights=True, use_sample_covariance=False).
     """
     _check_pair(reference, reconstruction)
     if border not in ("reflect", "crop"):
         raise ValueError(f"border must be 'reflect' or 'crop', got {border!r}")
-    window = gaussian_window()
-    pad = window.shape[0] // 2
-    x, y = reference.double(), reconstruction.double()
+    kwargs = dict(
+        gaussian_kernel=True,
+        sigma=SSIM_SIGMA,
+        kernel_size=SSIM_WINDOW,
+        data_range=255.0,
+        k1=SSIM_K1,
+        k2=SSIM_K2,
+        reduction="none",
+    )
+    x, y = reconstruction.double(), reference.double()
     if border == "reflect":
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
-    channels = x.shape[1]
-    kernel = window.expand(channels, 1, *window.shape)
-    moments = F.conv2d(torch.cat([x, y, x * x, y * y, x * y]), kernel, groups=channels)
-    mu_x, mu_y, xx, yy, xy = moments.split(x.shape[0])
-    var_x = (xx - mu_x**2).clamp(min=0)
-    var_y = (yy - mu_y**2).clamp(min=0)
-    cov = xy - mu_x * mu_y
-    c1, c2 = (SSIM_K1 * 255) ** 2, (SSIM_K2 * 255) ** 2
-    index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return index.flatten(1).mean(dim=1)
+        return structural_similarity_index_measure(x, y, **kwargs)
+    _, index = structural_similarity_index_measure(x, y, return_full_image=True, **kwargs)
+    pad = SSIM_WINDOW // 2
+    return index[..., pad:-pad, pad:-pad].flatten(1).mean(dim=1)
 
 
 def build_lpips(net: str = "alex", backbone: Path | None = None, random_backbone: bool = False):
@@ -141,41 +134,42 @@ def lpips_distance(model, reference: torch.Tensor, reconstruction: torch.Tensor)
     return distance.flatten().double().cpu()
 
 
-def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two feature sets (N, D) (pytorch-fid's formula: Gaussian fit, matrix square root)."""
-    from scipy import linalg
+class FidFeatures(torch.nn.Module):
+    """pytorch-fid's InceptionV3 as uint8 (N, 3, H, W) -> (N, 2048) float64 pool features (resized to 299)."""
 
-    mu_a, mu_b = features_a.mean(0), features_b.mean(0)
-    sigma_a, sigma_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
-    covmean = linalg.sqrtm(sigma_a @ sigma_b)
-    if not np.isfinite(covmean).all():  # near-singular product: pytorch-fid's eps offset
-        offset = np.eye(sigma_a.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean))
+    num_features = 2048  # torchmetrics' FrechetInceptionDistance reads this instead of running a dummy image
+
+    def __init__(self, inception: torch.nn.Module):
+        super().__init__()
+        self.inception = inception.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        device = next(self.inception.parameters()).device
+        return self.inception(images.to(device).float() / 255)[0].flatten(1).double().cpu()
 
 
-def build_fid_features(weights: Path | None = None) -> Callable[[torch.Tensor], np.ndarray]:
+def build_fid_features(weights: Path | None = None) -> FidFeatures:
     """pytorch-fid's InceptionV3 (2048-d pool features, bilinear resize to 299) as uint8 batch -> features.
 
     Needs the FID Inception weights (pt_inception-2015-12-05-6726825d.pth) in torch's hub cache or at
-    `weights`; offline, a missing file is a UserError.
+    `weights` (copied into the cache, where pytorch-fid looks); offline, a missing file is a UserError.
     """
-    try:
-        from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
-    except ImportError:
-        raise UserError("rFID needs the pytorch-fid package: pip install pytorch-fid") from None
+    from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(FID_WEIGHTS_URL).name
     path = weights or cached
     if not Path(path).is_file():
         raise UserError(f"rFID needs the FID Inception weights: download {FID_WEIGHTS_URL} to {cached}")
-    if path != cached:
+    if Path(path) != cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(Path(path).read_bytes())
-    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    return FidFeatures(InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]))
 
-    @torch.no_grad()
-    def features(images: torch.Tensor) -> np.ndarray:
-        return model(images.float() / 255)[0].flatten(1).double().numpy()
 
-    return features
+def fid_metric(features: torch.nn.Module):
+    """torchmetrics' FrechetInceptionDistance on `features` (uint8 batch -> (N, D)): update(images, real=...),
+    then compute() gives the FID of the two sets (float64 when the features are)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(feature=features)
