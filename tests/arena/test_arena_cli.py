@@ -158,4 +158,4 @@ def test_import_and_export_with_a_bad_store_are_one_error_line_and_exit_2(cli, t
     }[command]
     code, captured = cli(["arena", *args, "--db", "nosuchdb://x"])
     assert code == 2 and one_error_line(captured.err), captured.err
-    assert captured.err.startswith("error: --db 'nosuchdb://x'")
+    assert captured.err.startswith("error: --db nosuchdb://x")

@@ -103,7 +103,9 @@ class CacheWriter:
             tensors.update(_tensors(f"{key}/cond", encoding))
             if unconditional is not None:  # latents are the same; only the text states differ
                 tensors[f"{key}/uncond.embeds"] = unconditional.embeds.detach().cpu().contiguous()
-                tensors[f"{key}/uncond.image_pad_mask"] = unconditional.image_pad_mask.to(torch.uint8).cpu().contiguous()
+                tensors[f"{key}/uncond.image_pad_mask"] = (
+                    unconditional.image_pad_mask.to(torch.uint8).cpu().contiguous()
+                )
             entries[key] = {
                 "shard": shard,
                 "target_grid": list(encoding.target_grid),
@@ -180,4 +182,6 @@ class CacheReader:
             return encoding, None
         if not {"embeds", "image_pad_mask"} <= set(uncond):
             raise CacheError(f"cache shard {entry['shard']} lacks {key}/uncond")
-        return encoding, replace(encoding, embeds=uncond["embeds"], image_pad_mask=uncond["image_pad_mask"].bool())
+        return encoding, replace(
+            encoding, embeds=uncond["embeds"], image_pad_mask=uncond["image_pad_mask"].bool()
+        )

@@ -22,7 +22,7 @@ from qwen_image2.data.images import IMAGE_ERRORS, failure_reason
 from qwen_image2.data.loader import load_training_sample
 from qwen_image2.data.records import Sample
 from qwen_image2.models.components import Components
-from qwen_image2.models.encoding import encode_for_cache_batch
+from qwen_image2.models.encoding import TrainingSample, encode_for_cache_batch
 
 Job = tuple[Sample, list[tuple[int, int]]]  # a sample and the bucket sizes to cache it at
 

@@ -22,7 +22,9 @@ def open_image(path: Path, mode: str | None = None) -> Image.Image:
 def read_image(path: Path, mode: str | None = None) -> Image.Image:
     """`open_image` for a file a user named: a UserError with one clear line when it cannot be read."""
     if not Path(path).is_file():
-        raise UserError(f"image {path} does not exist" if not Path(path).exists() else f"{path} is not a file")
+        raise UserError(
+            f"image {path} does not exist" if not Path(path).exists() else f"{path} is not a file"
+        )
     try:
         return open_image(path, mode)
     except IMAGE_ERRORS as err:

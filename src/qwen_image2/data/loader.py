@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
-from qwen_image2.data.images import IMAGE_ERRORS, failure_reason, open_image
 from qwen_image2.data.cache import CacheError, CacheReader, cache_key
+from qwen_image2.data.images import IMAGE_ERRORS, failure_reason, open_image
 from qwen_image2.data.records import Sample, load_samples
-from qwen_image2.models.encoding import SampleEncoding, TrainingSample
 from qwen_image2.errors import UserError
+from qwen_image2.models.encoding import SampleEncoding, TrainingSample
 
 
 @dataclass

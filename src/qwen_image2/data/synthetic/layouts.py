@@ -147,7 +147,9 @@ def wrap(text_words: list[str], font: str, size: int, max_width: float, joiner: 
 @lru_cache(maxsize=64)
 def grid_font_size(font: str, pitch: int) -> int:
     """A size at which every capital and digit fits in `pitch` - 1 pixels: the grid's columns never touch."""
-    return min(fit_size(glyph, font, pitch - 1, pitch * 3) for glyph in string.ascii_uppercase + string.digits)
+    return min(
+        fit_size(glyph, font, pitch - 1, pitch * 3) for glyph in string.ascii_uppercase + string.digits
+    )
 
 
 def grid_word(text: str, font: str, colour: str, size: tuple[int, int], columns: int) -> TextElement:
@@ -169,7 +171,9 @@ def word_poster(rng: np.random.Generator, size, lang: str, style: Style, text: s
     width, height = size
     if style.grid and lang == "en":
         colour = pick_colour(rng, style, background.mean_colour)
-        return Scene(size, background, (grid_word(text, font, colour, size, style.grid),), "word_poster", lang)
+        return Scene(
+            size, background, (grid_word(text, font, colour, size, style.grid),), "word_poster", lang
+        )
     font_size = fit_size(text, font, width * float(rng.uniform(0.7, 0.85)), height * 0.55)
     jitter = rng.uniform(-style.jitter, style.jitter, 2) * size
     colour = pick_colour(rng, style, background.mean_colour)

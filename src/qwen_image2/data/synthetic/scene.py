@@ -92,7 +92,7 @@ def text_box(element: TextElement) -> Box:
     if element.pitch:
         boxes = [_MEASURE.textbbox(xy, char, font=font, anchor="ma") for xy, char in grid_glyphs(element)]
         boxes = [b for b in boxes if b[2] > b[0]] or [(*element.xy, *element.xy)]
-        x0, y0, x1, y1 = zip(*boxes)
+        x0, y0, x1, y1 = zip(*boxes, strict=True)
         return int(min(x0)), int(min(y0)), int(max(x1)), int(max(y1))
     box = _MEASURE.multiline_textbbox(
         element.xy,
