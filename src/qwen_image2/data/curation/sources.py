@@ -226,27 +226,44 @@ def _tar_item(shard: Shard, current: dict[str, object]) -> RawItem:
     return RawItem(f"{shard.source}#{current['key']}", current.get("caption"), data=data, read_error=error)
 
 
-def _read_parquet(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
+def _row_groups_in_range(shard: Shard) -> Iterator[tuple[int, list[dict]]]:
+    """(index of the first row, rows) for each part of the shard's row range, one row group at a time:
+    memory holds one row group, never the whole file."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(shard.source).slice(shard.start, shard.stop - shard.start)
+    file = pq.ParquetFile(shard.source)
+    group_start = 0
+    for group in range(file.metadata.num_row_groups):
+        group_rows = file.metadata.row_group(group).num_rows
+        group_stop = group_start + group_rows
+        start, stop = max(shard.start, group_start), min(shard.stop, group_stop)
+        if start < stop:
+            table = file.read_row_group(group).slice(start - group_start, stop - start)
+            yield start, table.to_pylist()
+        group_start = group_stop
+        if group_start >= shard.stop:
+            return
+
+
+def _read_parquet(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
     base = Path(shard.source).parent
-    ref_column = "path" if "path" in table.column_names else "url"
-    for offset, row in enumerate(table.to_pylist()):
-        ref = row[ref_column]
-        conditions = [str(c) for c in (row.get("conditions") or [])]
-        task = row.get("task") or ("ti2i" if conditions else "t2i")
-        if ref is None:
-            yield RawItem(
-                f"{shard.source}#row{shard.start + offset}", row.get("caption"), task, read_error="no path"
-            )
-            continue
-        data, error = read_bytes(str(ref), base, max_bytes)
-        if task not in TASKS:
-            data, error = None, f"unknown task {task!r}"
-        item = RawItem(str(ref), row.get("caption"), task, data=data, read_error=error, conditions=conditions)
-        for condition in conditions:
-            cdata, cerror = read_bytes(condition, base, max_bytes)
-            item.condition_data.append(cdata)
-            item.condition_errors.append(cerror)
-        yield item
+    for first, rows in _row_groups_in_range(shard):
+        for offset, row in enumerate(rows):
+            yield _parquet_item(shard, first + offset, row, base, max_bytes)
+
+
+def _parquet_item(shard: Shard, index: int, row: dict, base: Path, max_bytes: int) -> RawItem:
+    ref = row["path"] if "path" in row else row["url"]
+    conditions = [str(c) for c in (row.get("conditions") or [])]
+    task = row.get("task") or ("ti2i" if conditions else "t2i")
+    if ref is None:
+        return RawItem(f"{shard.source}#row{index}", row.get("caption"), task, read_error="no path")
+    data, error = read_bytes(str(ref), base, max_bytes)
+    if task not in TASKS:
+        data, error = None, f"unknown task {task!r}"
+    item = RawItem(str(ref), row.get("caption"), task, data=data, read_error=error, conditions=conditions)
+    for condition in conditions:
+        cdata, cerror = read_bytes(condition, base, max_bytes)
+        item.condition_data.append(cdata)
+        item.condition_errors.append(cerror)
+    return item
