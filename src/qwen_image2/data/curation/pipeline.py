@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.config import RunSettings, StageThresholds, stage_thresholds
@@ -48,6 +49,15 @@ def _check_run_file(out: Path, settings: RunSettings) -> None:
         tmp = run_file.with_name(".run.json.tmp")
         tmp.write_text(json.dumps(current, indent=2))
         os.replace(tmp, run_file)
+
+
+def _finished(part: Path) -> bool:
+    """A shard is done once its part exists, unless a row of it failed to read transiently: then the
+    whole shard is redone, so the retried rows take their place in source order."""
+    if not part.exists():
+        return False
+    retryable = pq.read_table(part, columns=["retryable"]).column("retryable")
+    return not pc.any(retryable).as_py()
 
 
 def check_models(settings: RunSettings) -> None:
@@ -97,7 +107,8 @@ def curate(
     batch_size: int = 32,
     progress: bool = True,
 ) -> CurationResult:
-    """Curate `sources` into `out`; resumable: finished shards (their part files) are never redone."""
+    """Curate `sources` into `out`; resumable: finished shards (their part files) are not redone,
+    except those holding a row whose read failed transiently (`retryable`)."""
     from tqdm import tqdm
 
     from qwen_image2.data.curation.runner import run_shards
@@ -116,7 +127,7 @@ def curate(
     _check_run_file(out, settings)
     parts = out / "parts"
     parts.mkdir(exist_ok=True)
-    todo = [s for s in shards if not (parts / f"{s.id}.parquet").exists()]
+    todo = [s for s in shards if not _finished(parts / f"{s.id}.parquet")]
     if todo:
         check_models(settings)
     workers = (os.cpu_count() or 1) if workers is None else workers
