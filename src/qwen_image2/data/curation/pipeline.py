@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.config import RunSettings, StageThresholds, stage_thresholds
-from qwen_image2.data.curation.decide import decide
-from qwen_image2.data.curation.manifest import PART_SCHEMA, read_metadata, write_atomic
+from qwen_image2.data.curation.decide import clip_embeddings, decide
+from qwen_image2.data.curation.manifest import DECISION_FIELDS, PART_SCHEMA, read_metadata, write_atomic
 from qwen_image2.data.curation.report import write_report
 from qwen_image2.data.curation.sources import list_shards
 from qwen_image2.errors import UserError
@@ -82,13 +82,14 @@ def _finish(
     filters: tuple[str, ...],
     throughput: dict,
 ) -> CurationResult:
-    df = table.to_pandas()
-    decisions = decide(df, thresholds, filters)  # indexed like df (a RangeIndex)
+    # Embeddings stay in Arrow: pandas would hold each row's vector as a Python object.
+    df = table.drop_columns(["clip_embedding"]).to_pandas()
+    semantic = thresholds.duplicate.semantic_similarity is not None
+    decisions = decide(df, thresholds, filters, clip_embeddings(table) if semantic else None)
+    manifest = table
+    for field in DECISION_FIELDS:
+        manifest = manifest.append_column(field, pa.Array.from_pandas(decisions[field.name], type=field.type))
     decided = pd.concat([df, decisions], axis=1)
-    manifest = pa.Table.from_pandas(decided, preserve_index=False)
-    manifest = manifest.cast(
-        pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns])
-    )
     meta = {"stage": stage, "filters": list(filters), "thresholds": thresholds.model_dump()}
     write_atomic(manifest, out / "manifest.parquet", metadata=meta)
     report = write_report(decided, out, stage, filters, thresholds, throughput)

@@ -194,7 +194,9 @@ def _read_folder(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
     folder = Path(shard.source)
     for member in shard.members:
         read = read_bytes(member, folder, max_bytes)
-        yield RawItem(str(folder / member), _read_caption(folder / member), data=read.data, read_error=read.error)
+        yield RawItem(
+            str(folder / member), _read_caption(folder / member), data=read.data, read_error=read.error
+        )
 
 
 def _webdataset_key(name: str) -> tuple[str, str]:
