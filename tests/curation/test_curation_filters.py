@@ -221,3 +221,14 @@ def test_semantic_dedup_groups_close_embeddings_only_when_enabled():
     assert (find_duplicates(*args).duplicate_of == -1).all()
     groups = find_duplicates(*args, embeddings=emb, semantic_similarity=0.95)
     assert groups.duplicate_of.tolist() == [-1, 0, -1, -1] and groups.kind[1] == "semantic"
+
+
+def test_entropy_is_skimage_shannon_entropy_of_the_grey_image():
+    from skimage.measure import shannon_entropy
+
+    from qwen_image2.data.curation.entropy import grey_entropy
+
+    pixels = np.asarray(textured(4))
+    expected = shannon_entropy(np.asarray(Image.fromarray(pixels).convert("L")), base=2)
+    assert grey_entropy(pixels) == pytest.approx(expected, abs=1e-12)
+    assert grey_entropy(np.zeros((8, 8, 3), np.uint8)) == 0.0

@@ -116,3 +116,29 @@ def test_edit_pairs_from_parquet_pass_or_fail_as_one(tmp_path, tokenizer_dir):
     assert m["detail"][4].startswith("condition 0:")
     assert "unreadable" in m["detail"][6]
     assert list(m["conditions"][0]) == ["source.jpg"]
+
+
+def test_parquet_source_is_read_one_row_group_at_a_time(tmp_path, monkeypatch):
+    for i in range(10):
+        (tmp_path / f"{i}.png").write_bytes(png_bytes(textured(i, 64, 64)))
+    table = pa.table({"path": [f"{i}.png" for i in range(10)], "caption": [f"c{i}" for i in range(10)]})
+    pq.write_table(table, tmp_path / "rows.parquet", row_group_size=3)  # groups of 3, 3, 3, 1
+    groups_read = []
+    real_read_row_group = pq.ParquetFile.read_row_group
+
+    def spy_read_row_group(self, i, *args, **kwargs):
+        groups_read.append(i)
+        return real_read_row_group(self, i, *args, **kwargs)
+
+    def no_whole_file(*args, **kwargs):
+        raise AssertionError("a parquet source must not be read whole")
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy_read_row_group)
+    monkeypatch.setattr(pq.ParquetFile, "read", no_whole_file)
+    monkeypatch.setattr(pq, "read_table", no_whole_file)
+    shards = list_shards([str(tmp_path / "rows.parquet")], shard_size=4)  # rows 0-3, 4-7, 8-9
+    items = [item for shard in shards for item in read_shard(shard, 10**8)]
+    assert [item.caption for item in items] == [f"c{i}" for i in range(10)]
+    assert all(item.data == (tmp_path / item.path).read_bytes() for item in items)
+    # Each shard reads only the row groups its range overlaps.
+    assert groups_read == [0, 1, 1, 2, 2, 3]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from qwen_image2.data.curation.clip import keep_clip
 from qwen_image2.data.curation.config import FILTER_ORDER, StageThresholds
@@ -41,27 +42,29 @@ def _row_keeps(df: pd.DataFrame, t: StageThresholds, filters: tuple[str, ...]) -
     return keeps
 
 
-def _objects(series: pd.Series) -> np.ndarray:
+def _with_none(series: pd.Series) -> np.ndarray:
     """Values as an object array with None for every kind of missing (pandas may use NaN or NA)."""
-    out = np.empty(len(series), dtype=object)
-    for i, value in enumerate(series.tolist()):
-        out[i] = None if value is None or (np.isscalar(value) and pd.isna(value)) else value
-    return out
+    return series.astype(object).where(series.notna(), None).to_numpy()
 
 
-def _embeddings(df: pd.DataFrame) -> np.ndarray | None:
-    values = _objects(df["clip_embedding"]) if "clip_embedding" in df else np.empty(0, dtype=object)
-    present = [e for e in values if e is not None]
-    if not present:
+def clip_embeddings(table: pa.Table) -> np.ndarray | None:
+    """The `clip_embedding` list column as an (n, d) float32 matrix, NaN rows where missing; read from
+    Arrow's flat value buffer, so no row ever becomes a Python object."""
+    if "clip_embedding" not in table.column_names:
         return None
-    out = np.full((len(df), len(present[0])), np.nan, dtype=np.float32)
-    for i, e in enumerate(values):
-        if e is not None:
-            out[i] = np.asarray(e, dtype=np.float32)
+    column = table.column("clip_embedding").combine_chunks()
+    present = column.is_valid().to_numpy(zero_copy_only=False)
+    if not present.any():
+        return None
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    out = np.full((len(column), len(values) // int(present.sum())), np.nan, dtype=np.float32)
+    out[present] = values.reshape(int(present.sum()), -1)
     return out
 
 
-def _duplicate_keep(df: pd.DataFrame, t: StageThresholds, keeps: dict[str, np.ndarray]):
+def _duplicate_keep(
+    df: pd.DataFrame, t: StageThresholds, keeps: dict[str, np.ndarray], embeddings: np.ndarray | None
+):
     eligible = keeps["broken"] & keeps["resolution"] & keeps["pair"]
     later_ok = np.logical_and.reduce([keeps[name] for name in _LATER])
     area = (df["width"].fillna(0) * df["height"].fillna(0)).to_numpy(dtype=np.int64)
@@ -69,51 +72,69 @@ def _duplicate_keep(df: pd.DataFrame, t: StageThresholds, keeps: dict[str, np.nd
     rank = (~later_ok).astype(np.int64) * (1 << 40) - area
     semantic = t.duplicate.semantic_similarity
     groups = find_duplicates(
-        _objects(df["sha256"]),
-        _objects(df["phash"]),
+        _with_none(df["sha256"]),
+        _with_none(df["phash"]),
         (df["task"] == "t2i").to_numpy(),
         eligible,
         rank,
         t.duplicate.phash_distance,
-        embeddings=_embeddings(df) if semantic is not None else None,
+        embeddings=embeddings if semantic is not None else None,
         semantic_similarity=semantic,
     )
     return groups.duplicate_of < 0, groups
 
 
-def _detail(
-    name: str, row: pd.Series, t: StageThresholds, duplicate_path: str | None, kind: str | None
-) -> str:
+def _fixed(values: pd.Series, digits: int) -> pd.Series:
+    """Numbers as text with `digits` decimals (as f"{x:.2f}" writes them), a whole column at once."""
+    return pd.Series(
+        np.char.mod(f"%.{digits}f", values.to_numpy(np.float64)), index=values.index, dtype=object
+    )
+
+
+def _details(name: str, rows: pd.DataFrame, t: StageThresholds, duplicate_of: pd.Series, kind: pd.Series):
+    """Why each of `rows` (all rejected by filter `name`) was rejected."""
     if name == "broken":
-        return str(row["broken_detail"])
+        return rows["broken_detail"].astype(str)
     if name == "resolution":
-        if row["resolution_score"] < t.resolution.min_side:
-            return f"shorter side {row['resolution_score']:.0f} < {t.resolution.min_side}"
-        return f"aspect {row['aspect']:.2f} > {t.resolution.max_aspect}"
+        short = "shorter side " + _fixed(rows["resolution_score"], 0) + f" < {t.resolution.min_side}"
+        wide = "aspect " + _fixed(rows["aspect"], 2) + f" > {t.resolution.max_aspect}"
+        return short.where(rows["resolution_score"] < t.resolution.min_side, wide)
     if name == "pair":
-        if row["pair_aspect_change"] > t.pair.max_aspect_change:
-            return f"aspect ratios differ by {row['pair_aspect_change']:.2f}x > {t.pair.max_aspect_change}"
         p = t.pair
-        return f"similarity {row['pair_score']:.3f} outside [{p.min_similarity}, {p.max_similarity}]"
+        reshaped = (
+            "aspect ratios differ by " + _fixed(rows["pair_aspect_change"], 2) + f"x > {p.max_aspect_change}"
+        )
+        similar = (
+            "similarity "
+            + _fixed(rows["pair_score"], 3)
+            + f" outside [{p.min_similarity}, {p.max_similarity}]"
+        )
+        return reshaped.where(rows["pair_aspect_change"] > p.max_aspect_change, similar)
     if name == "duplicate":
-        return f"{kind} duplicate of {duplicate_path}"
+        return kind.astype(str) + " duplicate of " + duplicate_of.astype(str)
     if name == "nsfw":
-        return f"score {row['nsfw_score']:.3f} > {t.nsfw.max_score}"
+        return "score " + _fixed(rows["nsfw_score"], 3) + f" > {t.nsfw.max_score}"
     if name == "entropy":
-        return f"{row['entropy_score']:.2f} bits < {t.entropy.min_score}"
+        return _fixed(rows["entropy_score"], 2) + f" bits < {t.entropy.min_score}"
     if name == "clip":
-        return f"similarity {row['clip_score']:.3f} < {t.clip.min_score}"
-    return f"{row['tokens_score']:.0f} tokens outside [{t.tokens.min_tokens}, {t.tokens.max_tokens}]"
+        return "similarity " + _fixed(rows["clip_score"], 3) + f" < {t.clip.min_score}"
+    return _fixed(rows["tokens_score"], 0) + f" tokens outside [{t.tokens.min_tokens}, {t.tokens.max_tokens}]"
 
 
-def decide(df: pd.DataFrame, thresholds: StageThresholds, filters: tuple[str, ...]) -> pd.DataFrame:
-    """The decision columns for `df` (a parts or manifest table) under `thresholds`."""
+def decide(
+    df: pd.DataFrame,
+    thresholds: StageThresholds,
+    filters: tuple[str, ...],
+    embeddings: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The decision columns for `df` (a parts or manifest table, without `clip_embedding`) under
+    `thresholds`; `embeddings` (`clip_embeddings`) for the semantic dedup, when a stage asks for it."""
     n = len(df)
     keeps = _row_keeps(df, thresholds, filters)
     duplicate_of = np.full(n, None, dtype=object)
     kinds = np.full(n, None, dtype=object)
     if "duplicate" in filters and n:
-        keeps["duplicate"], groups = _duplicate_keep(df, thresholds, keeps)
+        keeps["duplicate"], groups = _duplicate_keep(df, thresholds, keeps, embeddings)
         paths = df["path"].to_numpy(dtype=object)
         dup = groups.duplicate_of >= 0
         duplicate_of[dup] = paths[groups.duplicate_of[dup]]
@@ -124,13 +145,23 @@ def decide(df: pd.DataFrame, thresholds: StageThresholds, filters: tuple[str, ..
         else np.ones((0, len(FILTER_ORDER)), bool)
     )
     passed = stacked.all(axis=1)
-    first_failure = np.argmin(stacked, axis=1)
-    reason = np.full(n, None, dtype=object)
-    detail = np.full(n, None, dtype=object)
-    for i in np.flatnonzero(~passed):
-        name = FILTER_ORDER[first_failure[i]]
-        reason[i] = name
-        detail[i] = _detail(name, df.iloc[i], thresholds, duplicate_of[i], kinds[i])
-    decisions = {"passed": passed, "reason": reason, "detail": detail, "duplicate_of": duplicate_of}
+    reason = np.where(passed, None, np.array(FILTER_ORDER, dtype=object)[np.argmin(stacked, axis=1)])
+    detail = pd.Series(None, index=df.index, dtype=object)
+    for name in FILTER_ORDER:
+        rejected = reason == name
+        if rejected.any():
+            detail[rejected] = _details(
+                name,
+                df[rejected],
+                thresholds,
+                pd.Series(duplicate_of[rejected], index=df.index[rejected]),
+                pd.Series(kinds[rejected], index=df.index[rejected]),
+            )
+    decisions = {
+        "passed": passed,
+        "reason": reason,
+        "detail": detail.to_numpy(),
+        "duplicate_of": duplicate_of,
+    }
     decisions.update({f"{name}_keep": keeps[name] for name in FILTER_ORDER})
     return pd.DataFrame(decisions, index=df.index)

@@ -19,10 +19,10 @@ def grey_entropy(pixels: np.ndarray) -> float:
     >>> grey_entropy(np.zeros((8, 8, 3), np.uint8))
     0.0
     """
+    from skimage.measure import shannon_entropy
+
     grey = np.asarray(Image.fromarray(pixels).convert("L"))
-    counts = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum()) + 0.0
+    return float(shannon_entropy(grey, base=2))
 
 
 def keep_entropy(columns: Mapping[str, np.ndarray], thresholds: EntropyThresholds) -> np.ndarray:

@@ -34,6 +34,7 @@ PART_SCHEMA = pa.schema(
         ("sha256", pa.string()),  # of decoded pixels
         ("phash", pa.string()),  # 64-bit pHash, 16 hex digits; null for flat or broken images
         ("broken_detail", pa.string()),  # why decoding failed; null if it did not
+        ("retryable", pa.bool_()),  # reading failed transiently (a URL timed out, 5xx): a rerun retries
         ("resolution_score", pa.float64()),  # shorter side, px
         ("aspect", pa.float64()),
         ("pair_score", pa.float64()),

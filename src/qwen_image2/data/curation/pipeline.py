@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.config import RunSettings, StageThresholds, stage_thresholds
-from qwen_image2.data.curation.decide import decide
-from qwen_image2.data.curation.manifest import PART_SCHEMA, read_metadata, write_atomic
+from qwen_image2.data.curation.decide import clip_embeddings, decide
+from qwen_image2.data.curation.manifest import DECISION_FIELDS, PART_SCHEMA, read_metadata, write_atomic
 from qwen_image2.data.curation.report import write_report
 from qwen_image2.data.curation.sources import list_shards
 from qwen_image2.errors import UserError
@@ -50,6 +51,15 @@ def _check_run_file(out: Path, settings: RunSettings) -> None:
         os.replace(tmp, run_file)
 
 
+def _finished(part: Path) -> bool:
+    """A shard is done once its part exists, unless a row of it failed to read transiently: then the
+    whole shard is redone, so the retried rows take their place in source order."""
+    if not part.exists():
+        return False
+    retryable = pq.read_table(part, columns=["retryable"]).column("retryable")
+    return not pc.any(retryable).as_py()
+
+
 def check_models(settings: RunSettings) -> None:
     """Load every selected model once, here, so a missing one stops the run before any work starts;
     the settings a user most often forgets are checked first, before anything slow loads."""
@@ -72,13 +82,14 @@ def _finish(
     filters: tuple[str, ...],
     throughput: dict,
 ) -> CurationResult:
-    df = table.to_pandas()
-    decisions = decide(df, thresholds, filters)  # indexed like df (a RangeIndex)
+    # Embeddings stay in Arrow: pandas would hold each row's vector as a Python object.
+    df = table.drop_columns(["clip_embedding"]).to_pandas()
+    semantic = thresholds.duplicate.semantic_similarity is not None
+    decisions = decide(df, thresholds, filters, clip_embeddings(table) if semantic else None)
+    manifest = table
+    for field in DECISION_FIELDS:
+        manifest = manifest.append_column(field, pa.Array.from_pandas(decisions[field.name], type=field.type))
     decided = pd.concat([df, decisions], axis=1)
-    manifest = pa.Table.from_pandas(decided, preserve_index=False)
-    manifest = manifest.cast(
-        pa.schema(list(PART_SCHEMA) + [manifest.schema.field(n) for n in decisions.columns])
-    )
     meta = {"stage": stage, "filters": list(filters), "thresholds": thresholds.model_dump()}
     write_atomic(manifest, out / "manifest.parquet", metadata=meta)
     report = write_report(decided, out, stage, filters, thresholds, throughput)
@@ -97,7 +108,8 @@ def curate(
     batch_size: int = 32,
     progress: bool = True,
 ) -> CurationResult:
-    """Curate `sources` into `out`; resumable: finished shards (their part files) are never redone."""
+    """Curate `sources` into `out`; resumable: finished shards (their part files) are not redone,
+    except those holding a row whose read failed transiently (`retryable`)."""
     from tqdm import tqdm
 
     from qwen_image2.data.curation.runner import run_shards
@@ -116,7 +128,7 @@ def curate(
     _check_run_file(out, settings)
     parts = out / "parts"
     parts.mkdir(exist_ok=True)
-    todo = [s for s in shards if not (parts / f"{s.id}.parquet").exists()]
+    todo = [s for s in shards if not _finished(parts / f"{s.id}.parquet")]
     if todo:
         check_models(settings)
     workers = (os.cpu_count() or 1) if workers is None else workers

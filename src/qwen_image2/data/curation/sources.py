@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from qwen_image2.data.curation.fetch import FetchError, fetch_url
 from qwen_image2.data.records import TASKS
 from qwen_image2.errors import UserError
 
@@ -55,6 +56,7 @@ class RawItem:
     task: str = "t2i"
     data: bytes | None = None
     read_error: str | None = None
+    retryable: bool = False  # the read failed transiently: a rerun reads the row again
     conditions: list[str] = field(default_factory=list)
     condition_data: list[bytes | None] = field(default_factory=list)
     condition_errors: list[str | None] = field(default_factory=list)
@@ -135,14 +137,20 @@ def _parquet_shards(path: Path, shard_size: int) -> list[Shard]:
     ]
 
 
-def read_shard(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
-    """Yield the shard's rows in a fixed order; unreadable rows come with `read_error`, never skipped."""
+def read_shard(shard: Shard, max_bytes: int, only: frozenset[int] | None = None) -> Iterator[RawItem]:
+    """Yield the shard's rows in a fixed order; unreadable rows come with `read_error`, never skipped.
+
+    `only`: positions within the shard to read, the rest are not fetched; for retrying the retryable
+    rows of a parquet shard (the only kind that fetches URLs, so the only kind with such rows).
+    """
+    if only is not None and shard.kind != "parquet":
+        raise ValueError(f"only parquet shards are read in part, not {shard.kind!r}")
     if shard.kind == "folder":
         yield from _read_folder(shard, max_bytes)
     elif shard.kind == "tar":
         yield from _read_tar(shard, max_bytes)
     elif shard.kind == "parquet":
-        yield from _read_parquet(shard, max_bytes)
+        yield from _read_parquet(shard, max_bytes, only)
     else:
         raise ValueError(f"unknown shard kind {shard.kind!r}")
 
@@ -155,29 +163,40 @@ def _read_caption(image: Path) -> str | None:
     return None
 
 
-def read_bytes(ref: str, base: Path, max_bytes: int) -> tuple[bytes | None, str | None]:
-    """Bytes of a local path (relative to `base`) or URL, or (None, why not)."""
+class Read(NamedTuple):
+    """The bytes of one image, or why not, and whether trying again later may succeed."""
+
+    data: bytes | None
+    error: str | None = None
+    retryable: bool = False
+
+
+def read_bytes(ref: str, base: Path, max_bytes: int) -> Read:
+    """Bytes of a local path (relative to `base`) or URL."""
     try:
         if ref.startswith(URL_SCHEMES):
-            with urllib.request.urlopen(ref, timeout=30) as response:
-                data = response.read(max_bytes + 1)
+            data = fetch_url(ref, max_bytes)
         else:
             path = Path(ref) if Path(ref).is_absolute() else base / ref
             if path.stat().st_size > max_bytes:
-                return None, f"file larger than {max_bytes} bytes"
+                return Read(None, f"file larger than {max_bytes} bytes")
             data = path.read_bytes()
+    except FetchError as err:
+        return Read(None, str(err), err.retryable)
     except Exception as err:
-        return None, f"unreadable: {type(err).__name__}: {err}"
+        return Read(None, f"unreadable: {type(err).__name__}: {err}")
     if len(data) > max_bytes:
-        return None, f"file larger than {max_bytes} bytes"
-    return data, None
+        return Read(None, f"file larger than {max_bytes} bytes")
+    return Read(data)
 
 
 def _read_folder(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
     folder = Path(shard.source)
     for member in shard.members:
-        data, error = read_bytes(member, folder, max_bytes)
-        yield RawItem(str(folder / member), _read_caption(folder / member), data=data, read_error=error)
+        read = read_bytes(member, folder, max_bytes)
+        yield RawItem(
+            str(folder / member), _read_caption(folder / member), data=read.data, read_error=read.error
+        )
 
 
 def _webdataset_key(name: str) -> tuple[str, str]:
@@ -226,27 +245,54 @@ def _tar_item(shard: Shard, current: dict[str, object]) -> RawItem:
     return RawItem(f"{shard.source}#{current['key']}", current.get("caption"), data=data, read_error=error)
 
 
-def _read_parquet(shard: Shard, max_bytes: int) -> Iterator[RawItem]:
+def _row_groups_in_range(shard: Shard) -> Iterator[tuple[int, list[dict]]]:
+    """(index of the first row, rows) for each part of the shard's row range, one row group at a time:
+    memory holds one row group, never the whole file."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(shard.source).slice(shard.start, shard.stop - shard.start)
+    file = pq.ParquetFile(shard.source)
+    group_start = 0
+    for group in range(file.metadata.num_row_groups):
+        group_rows = file.metadata.row_group(group).num_rows
+        group_stop = group_start + group_rows
+        start, stop = max(shard.start, group_start), min(shard.stop, group_stop)
+        if start < stop:
+            table = file.read_row_group(group).slice(start - group_start, stop - start)
+            yield start, table.to_pylist()
+        group_start = group_stop
+        if group_start >= shard.stop:
+            return
+
+
+def _read_parquet(shard: Shard, max_bytes: int, only: frozenset[int] | None) -> Iterator[RawItem]:
     base = Path(shard.source).parent
-    ref_column = "path" if "path" in table.column_names else "url"
-    for offset, row in enumerate(table.to_pylist()):
-        ref = row[ref_column]
-        conditions = [str(c) for c in (row.get("conditions") or [])]
-        task = row.get("task") or ("ti2i" if conditions else "t2i")
-        if ref is None:
-            yield RawItem(
-                f"{shard.source}#row{shard.start + offset}", row.get("caption"), task, read_error="no path"
-            )
-            continue
-        data, error = read_bytes(str(ref), base, max_bytes)
-        if task not in TASKS:
-            data, error = None, f"unknown task {task!r}"
-        item = RawItem(str(ref), row.get("caption"), task, data=data, read_error=error, conditions=conditions)
-        for condition in conditions:
-            cdata, cerror = read_bytes(condition, base, max_bytes)
-            item.condition_data.append(cdata)
-            item.condition_errors.append(cerror)
-        yield item
+    for first, rows in _row_groups_in_range(shard):
+        for offset, row in enumerate(rows):
+            if only is None or first + offset - shard.start in only:
+                yield _parquet_item(shard, first + offset, row, base, max_bytes)
+
+
+def _parquet_item(shard: Shard, index: int, row: dict, base: Path, max_bytes: int) -> RawItem:
+    ref = row["path"] if "path" in row else row["url"]
+    conditions = [str(c) for c in (row.get("conditions") or [])]
+    task = row.get("task") or ("ti2i" if conditions else "t2i")
+    if ref is None:
+        return RawItem(f"{shard.source}#row{index}", row.get("caption"), task, read_error="no path")
+    read = read_bytes(str(ref), base, max_bytes)
+    if task not in TASKS:
+        read = Read(None, f"unknown task {task!r}")
+    item = RawItem(
+        str(ref),
+        row.get("caption"),
+        task,
+        data=read.data,
+        read_error=read.error,
+        retryable=read.retryable,
+        conditions=conditions,
+    )
+    for condition in conditions:
+        condition_read = read_bytes(condition, base, max_bytes)
+        item.condition_data.append(condition_read.data)
+        item.condition_errors.append(condition_read.error)
+        item.retryable |= condition_read.retryable
+    return item

@@ -5,9 +5,12 @@ shard's score part atomically. Plain Python — the Ray runner wraps it in an ac
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.broken import BrokenFilter
 from qwen_image2.data.curation.config import RunSettings
@@ -66,6 +69,7 @@ def items_to_batch(items: list[RawItem]) -> dict[str, np.ndarray]:
         "conditions": _objects([it.conditions for it in items]),
         "data": _objects([it.data for it in items]),
         "read_error": _objects([it.read_error for it in items]),
+        "retryable": np.array([it.retryable for it in items], dtype=bool),
         "condition_data": _objects([it.condition_data for it in items]),
         "condition_errors": _objects([it.condition_errors for it in items]),
     }
@@ -90,20 +94,35 @@ class ShardCurator:
         self.batch_size = batch_size
 
     def process(self, shard: Shard) -> int:
-        tables = []
-        items: list[RawItem] = []
-        for item in read_shard(shard, self.settings.max_file_bytes):
-            items.append(item)
-            if len(items) == self.batch_size:
-                tables.append(self._run_batch(items))
-                items = []
-        if items:
-            tables.append(self._run_batch(items))
-        import pyarrow as pa
-
-        table = pa.concat_tables(tables) if tables else PART_SCHEMA.empty_table()
-        write_atomic(table, self.parts_dir / f"{shard.id}.parquet")
+        part = self.parts_dir / f"{shard.id}.parquet"
+        previous = pq.read_table(part, schema=PART_SCHEMA) if part.exists() else None
+        if previous is None:
+            table = self._curate(read_shard(shard, self.settings.max_file_bytes))
+        else:
+            table = self._retry(shard, previous)
+        write_atomic(table, part)
         return table.num_rows
+
+    def _curate(self, items: Iterator[RawItem]) -> pa.Table:
+        tables = []
+        batch: list[RawItem] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                tables.append(self._run_batch(batch))
+                batch = []
+        if batch:
+            tables.append(self._run_batch(batch))
+        return pa.concat_tables(tables) if tables else PART_SCHEMA.empty_table()
+
+    def _retry(self, shard: Shard, previous: pa.Table) -> pa.Table:
+        """Redo only the rows of a finished shard whose read failed transiently; keep the others as they
+        were, so a permanent failure (404, an undecodable file) is not fetched again."""
+        retry = np.flatnonzero(previous.column("retryable").to_numpy(zero_copy_only=False))
+        kept = np.setdiff1d(np.arange(previous.num_rows), retry)
+        redone = self._curate(read_shard(shard, self.settings.max_file_bytes, frozenset(retry.tolist())))
+        merged = pa.concat_tables([previous.take(kept), redone])
+        return merged.take(np.argsort(np.concatenate([kept, retry]), kind="stable"))
 
     def _run_batch(self, items: list[RawItem]):
         batch = items_to_batch(items)
