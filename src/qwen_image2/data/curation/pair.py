@@ -1,4 +1,4 @@
-"""`pair`: editing samples (ti2i) pass or fail as one: target and condition images must have compatible
+"""`pair`: editing samples (edit) pass or fail as one: target and condition images must have compatible
 shapes, and the target must differ from its closest source (an edit that changed nothing teaches nothing)
 while still resembling it (an unrelated target is a mislabelled pair). Text-to-image rows always pass.
 

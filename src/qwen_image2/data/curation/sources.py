@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from qwen_image2.data.curation.fetch import FetchError, fetch_url
-from qwen_image2.data.records import TASKS
+from qwen_image2.data.records import TASKS, task_name
 from qwen_image2.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -275,7 +275,7 @@ def _read_parquet(shard: Shard, max_bytes: int, only: frozenset[int] | None) -> 
 def _parquet_item(shard: Shard, index: int, row: dict, base: Path, max_bytes: int) -> RawItem:
     ref = row["path"] if "path" in row else row["url"]
     conditions = [str(c) for c in (row.get("conditions") or [])]
-    task = row.get("task") or ("ti2i" if conditions else "t2i")
+    task = task_name(row.get("task") or ("edit" if conditions else "t2i"))
     if ref is None:
         return RawItem(f"{shard.source}#row{index}", row.get("caption"), task, read_error="no path")
     read = read_bytes(str(ref), base, max_bytes)

@@ -77,7 +77,7 @@ def test_shipped_recipes_validate_and_match_the_reports_table_2():
 
     from qwen_image2.training.dit.config import TrainConfig
 
-    root = Path(__file__).resolve().parents[2] / "recipes"
+    root = Path(__file__).resolve().parents[3] / "recipes"
     report = load_config(TrainConfig, root / "qwen-image-2.0.yaml")
     by_phase = {"pretrain": 0, "continual": 0, "sft": 0}
     for stage in report.stages:

@@ -108,7 +108,7 @@ def test_edit_pairs_from_parquet_pass_or_fail_as_one(tmp_path, tokenizer_dir):
     )
     m = pd.read_parquet(result.manifest)
     assert len(m) == len(rows)
-    assert m["task"].tolist() == ["ti2i"] * 5 + ["t2i"] * 2
+    assert m["task"].tolist() == ["edit"] * 5 + ["t2i"] * 2
     reasons = [None if pd.isna(r) else r for r in m["reason"]]
     assert reasons == [None, "pair", "pair", "pair", "broken", None, "broken"]
     assert 0.55 < m["pair_score"][0] < 0.98 and m["pair_score"][1] == 1.0 and m["pair_score"][2] < 0.5

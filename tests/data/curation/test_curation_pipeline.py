@@ -21,7 +21,7 @@ from qwen_image2.data.curation.manifest import read_metadata
 from qwen_image2.data.records import load_samples
 from qwen_image2.errors import UserError
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def read_manifest(path: Path) -> pd.DataFrame:

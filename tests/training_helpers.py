@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, launcher: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess:

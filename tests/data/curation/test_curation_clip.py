@@ -23,7 +23,7 @@ def batch():
         RawItem(
             "edit",
             "make it blue",
-            "ti2i",
+            "edit",
             data=jpeg_bytes(textured(5)),
             conditions=["c"],
             condition_data=[jpeg_bytes(textured(6))],

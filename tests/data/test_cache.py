@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from training_helpers import run_cli
 
 from qwen_image2.config import load_config
 from qwen_image2.data.cache import CacheError, CacheReader
@@ -11,6 +10,7 @@ from qwen_image2.models.encoding import encode_for_cache_batch, encode_sample
 from qwen_image2.models.loading import load_components
 from qwen_image2.training.dit.config import TrainConfig
 from qwen_image2.training.dit.train import train
+from training_helpers import run_cli
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 import torch
 from diffusers import QwenImage21Pipeline
 from PIL import Image
-from training_helpers import REPO, run_cli
 
 from qwen_image2.config import load_config
 from qwen_image2.errors import UserError
@@ -19,6 +18,7 @@ from qwen_image2.models.loading import load_components
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 from qwen_image2.training.dit.config import TrainConfig
 from qwen_image2.training.dit.train import train
+from training_helpers import REPO, run_cli
 
 
 def losses(run: Path) -> dict[int, float]:
