@@ -100,3 +100,16 @@ stages:
 """
     )
     return recipe
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason a test was skipped, with the count: what `make test` left out, and how to run it."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skipped, by reason (README, Tests: how to run them)")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.line(f"{count:4d}  {reason}")

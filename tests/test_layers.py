@@ -60,3 +60,17 @@ def test_an_import_that_points_up_breaks_the_contract(tmp_path, module, upward):
     result = lint(copy, tmp_path)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout and upward in result.stdout
+
+
+def test_the_readme_map_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Map of the package", 1)[1].split("```")[1]
+    package = ROOT / "src" / "qwen_image2"
+    missing = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.stem not in ("__init__", "__main__")
+        and path.name not in block
+        and path.stem not in block  # a folder's line may list its modules without the suffix
+    ]
+    assert missing == [], f"README's package map lacks {missing}"

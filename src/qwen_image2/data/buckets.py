@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qwen_image2.models.conditioning import condition_image_size
 from qwen_image2.seeding import Stream, step_rng
 
 # The aspect ratios of the Qwen-Image training buckets (R1 §training: 1:1, 2:3, 3:2, 3:4, 4:3, 9:16, 16:9, 1:3, 3:1).
@@ -37,9 +38,8 @@ def bucket_size(resolution: int, aspect: tuple[int, int]) -> tuple[int, int]:
     >>> bucket_size(1024, (16, 9))
     (1376, 768)
     """
-    ratio = aspect[0] / aspect[1]
-    width = math.sqrt(resolution * resolution * ratio)
-    return max(32, round(width / 32) * 32), max(32, round(width / ratio / 32) * 32)
+    width, height = condition_image_size(*aspect, resolution)  # the one area-at-aspect rule
+    return max(32, width), max(32, height)
 
 
 def nearest_bucket(width: int, height: int, buckets: list[Bucket]) -> int:

@@ -156,6 +156,16 @@ def encode_conditions(
     return pad_conditions(states, slots)
 
 
+def encode_empty_prompt(
+    text_encoder: Qwen3VLForConditionalGeneration,
+    processor: Qwen3VLProcessor,
+    images: list[Image.Image] | None = None,
+) -> Conditions:
+    """The unconditional branch: the empty prompt (with an edit's condition images, which caption dropout
+    keeps), as caption-dropout training and true CFG against "" both see it."""
+    return encode_conditions(text_encoder, processor, [""], images)
+
+
 def pad_conditions(states: list[torch.Tensor], slots: list[torch.Tensor]) -> Conditions:
     """Right-pad per-sample states (L_i, D) and slot masks (L_i,) into a `Conditions` batch."""
     length = max(s.shape[0] for s in states)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from qwen_image2.models.components import Components
-from qwen_image2.models.conditioning import Conditions, encode_conditions, pad_conditions
+from qwen_image2.models.conditioning import Conditions, encode_conditions, encode_empty_prompt, pad_conditions
 from qwen_image2.models.latents import encode_image_batches, encode_images
 
 
@@ -139,7 +139,7 @@ def encode_for_cache_batch(
         )
         unconditional = None
         if sample.condition_images:
-            empty = encode_conditions(text_encoder, processor, [""], sample.condition_images)
+            empty = encode_empty_prompt(text_encoder, processor, sample.condition_images)
             unconditional = replace(encoding, embeds=empty.embeds[0], image_pad_mask=empty.image_pad_mask[0])
         results.append((encoding, unconditional))
     return results

@@ -18,7 +18,7 @@ from qwen_image2.config import dump_config
 from qwen_image2.data.cache import CacheReader
 from qwen_image2.data.loader import CachedSample, StageLoader, read_manifest
 from qwen_image2.diffusion.loss import draw_sigmas_and_noise, flow_matching_loss
-from qwen_image2.models.conditioning import Conditions, encode_conditions
+from qwen_image2.models.conditioning import Conditions, encode_empty_prompt
 from qwen_image2.models.encoding import SampleEncoding, TrainingSample, encode_sample, stack_encodings
 from qwen_image2.models.loading import load_components
 from qwen_image2.seeding import Stream, step_generator, step_rng
@@ -154,7 +154,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     root = Path(config.data.root or Path(config.data.manifest).parent)
     cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
     # Read only with cached samples, which load on the CPU: it stays there until the batch moves.
-    empty_prompt = encode_conditions(components.text_encoder, components.processor, [""]).to("cpu")
+    empty_prompt = encode_empty_prompt(components.text_encoder, components.processor).to("cpu")
     validator = Validator(components, transformer, config.validation, samples, root, config.seed, out)
     total = config.total_steps
     loader, loader_stage, pending = None, None, None
