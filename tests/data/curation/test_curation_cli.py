@@ -34,6 +34,16 @@ def test_default_filters_without_tokenizer_stop_with_the_fix(tmp_path, capsys):
     assert "--tokenizer" in err and "--filters" in err
 
 
+def test_a_rejected_run_writes_nothing_so_the_corrected_command_runs(tmp_path, capsys):
+    plain_corpus(tmp_path / "c", 2)
+    code, _, err = run(curate_argv(tmp_path, "--workers", "0", "--clip-weights", "random"), capsys)
+    assert code == 2 and "--tokenizer" in err
+    assert not (tmp_path / "o" / "run.json").exists()
+    code, _, err = run(curate_argv(tmp_path, "--workers", "0", "--filters", "broken,resolution"), capsys)
+    assert code == 0, err
+    assert (tmp_path / "o" / "manifest.parquet").is_file()
+
+
 def test_default_filters_without_clip_weights_stop_with_the_fix(tmp_path, capsys, tokenizer_dir):
     plain_corpus(tmp_path / "c", 2)
     code, _, err = run(

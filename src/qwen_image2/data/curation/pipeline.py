@@ -34,6 +34,7 @@ class CurationResult:
 
 
 def _check_run_file(out: Path, settings: RunSettings) -> None:
+    """A resume must use the settings the folder's run was started with."""
     run_file = out / "run.json"
     current = json.loads(settings.model_dump_json())
     if run_file.exists():
@@ -44,11 +45,17 @@ def _check_run_file(out: Path, settings: RunSettings) -> None:
                 f"{out} holds a run with other settings ({', '.join(changed)} differ); resume with the same "
                 "settings, use another --out, or apply new thresholds with --rethreshold"
             )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = run_file.with_name(".run.json.tmp")
-        tmp.write_text(json.dumps(current, indent=2))
-        os.replace(tmp, run_file)
+
+
+def _write_run_file(out: Path, settings: RunSettings) -> None:
+    """Written only once the settings are accepted (models load), so a rejected run leaves nothing."""
+    run_file = out / "run.json"
+    if run_file.exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = run_file.with_name(".run.json.tmp")
+    tmp.write_text(settings.model_dump_json(indent=2))
+    os.replace(tmp, run_file)
 
 
 def _finished(part: Path) -> bool:
@@ -127,10 +134,11 @@ def curate(
     shards = list_shards(sources, shard_size)
     _check_run_file(out, settings)
     parts = out / "parts"
-    parts.mkdir(exist_ok=True)
     todo = [s for s in shards if not _finished(parts / f"{s.id}.parquet")]
     if todo:
         check_models(settings)
+    _write_run_file(out, settings)
+    parts.mkdir(exist_ok=True)
     workers = (os.cpu_count() or 1) if workers is None else workers
     bar = tqdm(
         total=len(shards), initial=len(shards) - len(todo), unit="shard", disable=not progress, desc="curate"
