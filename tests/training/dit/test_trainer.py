@@ -143,6 +143,7 @@ def test_missing_and_corrupt_images_are_skipped_and_counted(small_recipe, shapes
         [
             f"output_dir={tmp_path / 'd'}",
             f"data.manifest={manifest}",
+            f"data.root={shapes.parent}",  # the intact rows' paths are relative to the shapes folder
             "stages.0.buckets.0.batch_size=8",
             "max_steps=3",
         ],

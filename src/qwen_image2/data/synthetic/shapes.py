@@ -48,20 +48,22 @@ def write_shapes_dataset(
         side = rng.uniform(0.3, 0.6)
         left, top = rng.uniform(0.05, 0.95 - side), rng.uniform(0.05, 0.95 - side)
         box = (left, top, left + side, top + side)
-        target_path = out / "images" / f"{index:06d}.png"
+        # Paths relative to the manifest's folder, as every writer stores them and the trainer reads them.
+        target = f"images/{index:06d}.png"
+        target_path = out / target
         if index < n:
             draw(size, shape, colour, background, box).save(target_path)
             caption, task, conditions = f"a {colour} {shape} on a {background} background", "t2i", []
         else:
             new_colour = rng.choice([c for c in COLOURS if c != colour])
-            source_path = out / "images" / f"{index:06d}-source.png"
-            draw(size, shape, colour, background, box).save(source_path)
+            source = f"images/{index:06d}-source.png"
+            draw(size, shape, colour, background, box).save(out / source)
             draw(size, shape, new_colour, background, box).save(target_path)
-            caption, task, conditions = f"make the {shape} {new_colour}", "edit", [str(source_path)]
+            caption, task, conditions = f"make the {shape} {new_colour}", "edit", [source]
         rows.append(
             {
-                "id": sample_id(str(target_path)),
-                "path": str(target_path),
+                "id": sample_id(target),
+                "path": target,
                 "caption": caption,
                 "task": task,
                 "conditions": conditions,
