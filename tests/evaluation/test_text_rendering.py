@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from qwen_image2.cli import main
 from qwen_image2.data.synthetic import vocabulary
@@ -16,8 +16,9 @@ from qwen_image2.data.synthetic.layouts import WORDS, word_poster
 from qwen_image2.data.synthetic.scene import render_mask, render_scene
 from qwen_image2.errors import UserError
 from qwen_image2.evaluation import heldout
-from qwen_image2.evaluation.text_rendering import PromptEntry, evaluate_text, load_prompts, save_sheet
+from qwen_image2.evaluation.text_rendering import TILE, PromptEntry, evaluate_text, load_prompts, save_sheet
 from qwen_image2.metrics import ocr
+from qwen_image2.metrics.grid import GAP
 
 
 def rendered_word(entry: PromptEntry, source, width: int, height: int) -> Image.Image:
@@ -42,8 +43,15 @@ def test_ocr_reads_rendered_held_out_words_and_nothing_on_blank_images(size, tmp
     assert result["per_language"]["en"]["ned"] < 0.1
     empty, _ = evaluate_text(entries[:3], blank, size)
     assert empty["word_accuracy"] == 0.0 and empty["ned"] == 1.0
-    sheet = save_sheet(shown, tmp_path / "sheet.png")
-    assert Image.open(sheet).size[0] > 0
+    sheet = np.asarray(Image.open(save_sheet(shown, tmp_path / "sheet.png")).convert("RGB"))
+    # A grid of 4 columns x 4 rows (14 samples) of TILE-sized outputs, three label lines under each.
+    cell_w, cell_h = TILE + 2 * GAP, TILE + 3 * (13 + 4) + 2 * GAP
+    assert sheet.shape == (4 * cell_h, 4 * cell_w, 3)
+    for k, sample in enumerate(shown):
+        x, y = (k % 4) * cell_w + GAP, (k // 4) * cell_h + GAP
+        tile = ImageOps.contain(sample["output"], (TILE, TILE), Image.Resampling.NEAREST)
+        np.testing.assert_array_equal(sheet[y : y + TILE, x : x + TILE], np.asarray(tile.convert("RGB")))
+    assert (sheet[3 * cell_h :, 2 * cell_w :] == 255).all()  # the two unused cells stay blank
 
 
 def _edit_case(tmp_path, textured: bool = True):
@@ -172,7 +180,9 @@ def test_eval_text_command_on_the_tiny_preset_writes_json_and_sheet(tmp_path, ca
         ["eval", "text", "--model", "tiny", "--limit", "1", "--steps", "1", "--size", "64", "--out", str(out)]
     )
     result = json.loads(out.read_text())
-    assert 0.0 <= result["word_accuracy"] <= 1.0 and result["samples"] == 1
+    generation = [r for r in result["per_sample"] if not r["edit"]]
+    assert result["samples"] == len(generation) == 1
+    assert result["word_accuracy"] == pytest.approx(np.mean([r["word_accuracy"] for r in generation]))
     assert result["edits"]["samples"] == 1 and "unchanged_psnr" in result["edits"]
     assert len(result["per_sample"]) == 2 and out.with_suffix(".png").is_file()
     assert '"word_accuracy"' in capsys.readouterr().out

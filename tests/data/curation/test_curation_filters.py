@@ -232,3 +232,28 @@ def test_entropy_is_skimage_shannon_entropy_of_the_grey_image():
     expected = shannon_entropy(np.asarray(Image.fromarray(pixels).convert("L")), base=2)
     assert grey_entropy(pixels) == pytest.approx(expected, abs=1e-12)
     assert grey_entropy(np.zeros((8, 8, 3), np.uint8)) == 0.0
+
+
+def test_rotated_and_mirrored_copies_are_near_duplicates_and_different_images_are_not():
+    original = textured(21, 320, 240)
+    copies = [
+        original.transpose(Image.Transpose.ROTATE_90),
+        original.transpose(Image.Transpose.ROTATE_180),
+        original.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        Image.open(io.BytesIO(jpeg_bytes(original.transpose(Image.Transpose.ROTATE_270), quality=80))),
+    ]
+    others = [textured(22, 320, 240), textured(23, 240, 320)]
+    images = [original, *copies, *others]
+    out = DuplicateFilter()(
+        {"image": np.array([np.asarray(i.convert("RGB")) for i in images] + [None], object)}
+    )
+    assert out["phash_dihedral"][-1] is None and all(len(h) == 7 * 16 for h in out["phash_dihedral"][:-1])
+    n = len(images)
+    sha = np.array([f"s{i}" for i in range(n)], dtype=object)
+    rank = np.arange(n)
+    args = (sha, out["phash"][:n], np.ones(n, bool), np.ones(n, bool), rank, 6)
+    groups = find_duplicates(*args, phash_dihedral=out["phash_dihedral"][:n])
+    assert groups.duplicate_of.tolist() == [-1, 0, 0, 0, 0, -1, -1]
+    assert groups.kind.tolist() == [None, "near", "near", "near", "near", None, None]
+    # Without the other orientations only the plain pHash is compared: the copies are missed.
+    assert (find_duplicates(*args).duplicate_of[1:4] == -1).all()

@@ -80,6 +80,7 @@ def _duplicate_keep(
         t.duplicate.phash_distance,
         embeddings=embeddings if semantic is not None else None,
         semantic_similarity=semantic,
+        phash_dihedral=_with_none(df["phash_dihedral"]) if "phash_dihedral" in df else None,
     )
     return groups.duplicate_of < 0, groups
 
@@ -104,11 +105,9 @@ def _details(name: str, rows: pd.DataFrame, t: StageThresholds, duplicate_of: pd
         reshaped = (
             "aspect ratios differ by " + _fixed(rows["pair_aspect_change"], 2) + f"x > {p.max_aspect_change}"
         )
-        similar = (
-            "similarity "
-            + _fixed(rows["pair_score"], 3)
-            + f" outside [{p.min_similarity}, {p.max_similarity}]"
-        )
+        unrelated = "similarity " + _fixed(rows["pair_score"], 3) + f" < {p.min_similarity}"
+        unchanged = "unchanged: pixel change " + _fixed(rows["pair_change"], 1) + f" < {p.min_change}"
+        similar = unrelated.where(rows["pair_score"] < p.min_similarity, unchanged)
         return reshaped.where(rows["pair_aspect_change"] > p.max_aspect_change, similar)
     if name == "duplicate":
         return kind.astype(str) + " duplicate of " + duplicate_of.astype(str)

@@ -20,33 +20,58 @@ PHASH_BITS = 64
 FLAT_STD = 2.0
 
 
-def phash_images(images: list[np.ndarray | None]) -> list[str | None]:
-    """64-bit perceptual hashes as 16 hex digits, batched; the same bits as `imagehash.phash`.
+def _thumbnails(images: list[np.ndarray | None]) -> dict[int, Image.Image]:
+    """The grey 32x32 Lanczos thumbnails `imagehash.phash` starts from, for the non-flat images.
 
-    Grey 32x32 Lanczos thumbnail -> 2-D DCT-II -> top-left 8x8 -> bit = coefficient > median.
+    Hashing a thumbnail gives the same bits as hashing the image (resizing to its own size is a copy),
+    so each image is resized once, for its hash, its flatness and its seven other orientations.
     """
-    from scipy.fft import dct
-
-    present = [i for i, img in enumerate(images) if img is not None]
-    out: list[str | None] = [None] * len(images)
-    if not present:
-        return out
-    thumbs = np.stack(
-        [
-            np.asarray(
-                Image.fromarray(images[i]).convert("L").resize((32, 32), Image.Resampling.LANCZOS),
-                dtype=np.float64,
-            )
-            for i in present
-        ]
-    )
-    coeffs = dct(dct(thumbs, axis=1), axis=2)[:, :8, :8].reshape(len(present), 64)
-    bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
-    packed = np.packbits(bits, axis=1)
-    flat = thumbs.reshape(len(present), -1).std(axis=1) < FLAT_STD
-    for k, i in enumerate(present):
-        out[i] = None if flat[k] else packed[k].tobytes().hex()
+    out = {}
+    for i, img in enumerate(images):
+        if img is None:
+            continue
+        thumb = Image.fromarray(img).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+        if np.asarray(thumb, dtype=np.float64).std() >= FLAT_STD:
+            out[i] = thumb
     return out
+
+
+def phash_images(images: list[np.ndarray | None]) -> list[str | None]:
+    """64-bit perceptual hashes (`imagehash.phash`) as 16 hex digits; None for missing or flat images."""
+    import imagehash
+
+    thumbs = _thumbnails(images)
+    return [str(imagehash.phash(thumbs[i])) if i in thumbs else None for i in range(len(images))]
+
+
+# The seven other orientations: rotations by 90, 180 and 270 degrees, and the mirror image of each of
+# the four. `phash_dihedral` stores their hashes, concatenated in this order.
+_DIHEDRAL = (
+    lambda a: np.rot90(a, 1),
+    lambda a: np.rot90(a, 2),
+    lambda a: np.rot90(a, 3),
+    np.fliplr,
+    lambda a: np.fliplr(np.rot90(a, 1)),
+    lambda a: np.fliplr(np.rot90(a, 2)),
+    lambda a: np.fliplr(np.rot90(a, 3)),
+)
+
+
+def dihedral_phashes(images: list[np.ndarray | None]) -> tuple[list[str | None], list[str | None]]:
+    """(`phash`, `phash_dihedral`): each image's pHash, and the pHashes of its 7 other rotations and
+    mirror images as 7 x 16 hex digits, so rotated or mirrored copies can be matched as near duplicates."""
+    import imagehash
+
+    thumbs = _thumbnails(images)
+    phash: list[str | None] = [None] * len(images)
+    others: list[str | None] = [None] * len(images)
+    for i, thumb in thumbs.items():
+        pixels = np.asarray(thumb)
+        phash[i] = str(imagehash.phash(thumb))
+        others[i] = "".join(
+            str(imagehash.phash(Image.fromarray(np.ascontiguousarray(t(pixels))))) for t in _DIHEDRAL
+        )
+    return phash, others
 
 
 def hamming(a: str, b: str) -> int:
@@ -55,13 +80,18 @@ def hamming(a: str, b: str) -> int:
 
 
 class DuplicateFilter:
-    """Adds `phash` (target image; None for flat or broken images). Grouping: `find_duplicates`."""
+    """Adds `phash` and `phash_dihedral` (target image; None for flat or broken images).
+    Grouping: `find_duplicates`."""
 
     name = "duplicate"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        hashes = phash_images(list(batch["image"]))
-        return {**batch, "phash": np.array(hashes, dtype=object)}
+        phash, others = dihedral_phashes(list(batch["image"]))
+        return {
+            **batch,
+            "phash": np.array(phash, dtype=object),
+            "phash_dihedral": np.array(others, dtype=object),
+        }
 
 
 @dataclass
@@ -72,8 +102,8 @@ class DuplicateGroups:
     kind: np.ndarray  # object: "exact" | "near" | "semantic" | None
 
 
-def _pairs_within(codes: np.ndarray, radius: int, chunk: int = 65536) -> np.ndarray:
-    """All (i, j), i < j, with Hamming(codes[i], codes[j]) <= radius, via FAISS multi-index hashing.
+def _multi_hash_index(codes: np.ndarray, radius: int):
+    """A FAISS multi-index-hashing index over `codes`, exact for range searches up to `radius`.
 
     4 tables of 16 bits, probing every bucket within 2 bit flips: by pigeonhole, two codes within 11 bits
     agree to within 2 flips on at least one of the 4 substrings, so the search is exact for radius <= 11.
@@ -85,7 +115,41 @@ def _pairs_within(codes: np.ndarray, radius: int, chunk: int = 65536) -> np.ndar
     index = faiss.IndexBinaryMultiHash(PHASH_BITS, 4, 16)
     index.nflip = 2
     index.add(codes)
+    return index
+
+
+def _pairs_within(codes: np.ndarray, radius: int, chunk: int = 65536) -> np.ndarray:
+    """All (i, j), i < j, with Hamming(codes[i], codes[j]) <= radius, via FAISS multi-index hashing."""
+    index = _multi_hash_index(codes, radius)
     return _range_pairs(index, codes, radius + 1, chunk)  # strict "<" in FAISS
+
+
+def _dihedral_pairs(codes: np.ndarray, others: np.ndarray, radius: int, chunk: int = 65536) -> np.ndarray:
+    """All (i, j), i != j, where one of the 7 other orientations of i (`others`, (n, 7, 8)) is within
+    `radius` bits of `codes[j]`: rotated and mirrored copies."""
+    index = _multi_hash_index(codes, radius)
+    queries = np.ascontiguousarray(others.reshape(-1, 8))
+    pairs = []
+    for start in range(0, len(queries), chunk):
+        lims, _, ids = index.range_search(queries[start : start + chunk], radius + 1)
+        query = np.repeat(np.arange(start, start + len(lims) - 1), np.diff(lims).astype(np.int64)) // 7
+        keep = ids != query
+        pairs.append(np.stack([query[keep], ids[keep]], axis=1))
+    return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+
+
+def _hex_codes(hashes: np.ndarray) -> np.ndarray:
+    """Hex pHash strings (16 digits each, or 7 x 16 for `phash_dihedral`) as (n, bytes) uint8."""
+    raw = bytes.fromhex("".join(hashes))
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(hashes), -1)
+
+
+def near_distance(phash_a: str, dihedral_a: str | None, phash_b: str) -> int:
+    """Bits between b's pHash and the closest orientation of a (a itself, or a rotated or mirrored)."""
+    variants = [phash_a] + (
+        [dihedral_a[k : k + 16] for k in range(0, len(dihedral_a), 16)] if dihedral_a else []
+    )
+    return min(hamming(v, phash_b) for v in variants)
 
 
 def _semantic_pairs(embeddings: np.ndarray, threshold: float, chunk: int = 16384) -> np.ndarray:
@@ -128,6 +192,7 @@ def find_duplicates(
     phash_distance: int,
     embeddings: np.ndarray | None = None,
     semantic_similarity: float | None = None,
+    phash_dihedral: np.ndarray | None = None,
 ) -> DuplicateGroups:
     """Group duplicates among `eligible` rows and keep the best-ranked member of each group.
 
@@ -137,6 +202,8 @@ def find_duplicates(
         eligible: rows still alive when `duplicate` runs (decoded, resolution and pair checks passed).
         rank: lower is better; the kept member is the group's lowest rank (ties: lowest row index).
         embeddings: (n, d) image embeddings with NaN rows where missing, for semantic dedup.
+        phash_dihedral: per row, the pHashes of the image's 7 other orientations (`dihedral_phashes`);
+            with it, rotated (90/180/270 degrees) and mirrored copies are near duplicates too.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -149,8 +216,14 @@ def find_duplicates(
         # Identical hashes are linked directly, so the index sees each distinct code once.
         unique, first_index = np.unique(phash[near_rows].astype(str), return_index=True)
         edges.append(near_rows[_same_value_pairs(phash[near_rows].astype(str))])
-        codes = np.frombuffer(bytes.fromhex("".join(unique)), dtype=np.uint8).reshape(-1, 8)
+        codes = _hex_codes(unique)
         edges.append(near_rows[first_index][_pairs_within(codes, phash_distance)])
+        if phash_dihedral is not None:
+            turned = near_rows[np.array([phash_dihedral[i] is not None for i in near_rows], dtype=bool)]
+            if len(turned):
+                others = _hex_codes(phash_dihedral[turned].astype(str)).reshape(len(turned), 7, 8)
+                found = _dihedral_pairs(codes, others, phash_distance)
+                edges.append(np.stack([turned[found[:, 0]], near_rows[first_index][found[:, 1]]], axis=1))
     if embeddings is not None and semantic_similarity is not None:
         sem_rows = rows[~np.isnan(embeddings[rows]).any(axis=1)]
         if len(sem_rows):
@@ -168,6 +241,7 @@ def find_duplicates(
     for i in order:
         keeper_of_label.setdefault(labels[i], i)
     semantic_on = embeddings is not None and semantic_similarity is not None
+    dihedral = phash_dihedral if phash_dihedral is not None else np.full(n, None, dtype=object)
     for i in members:
         keeper = keeper_of_label[labels[i]]
         if keeper == i:
@@ -178,7 +252,11 @@ def find_duplicates(
         elif (
             phash[i] is not None
             and phash[keeper] is not None
-            and hamming(phash[i], phash[keeper]) <= phash_distance
+            and min(
+                near_distance(phash[i], dihedral[i], phash[keeper]),
+                near_distance(phash[keeper], dihedral[keeper], phash[i]),
+            )
+            <= phash_distance
         ):
             kind[i] = "near"
         else:  # linked through other members of the group

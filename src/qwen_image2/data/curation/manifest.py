@@ -33,11 +33,13 @@ PART_SCHEMA = pa.schema(
         ("mode", pa.string()),  # the file's pixel mode before conversion to RGB
         ("sha256", pa.string()),  # of decoded pixels
         ("phash", pa.string()),  # 64-bit pHash, 16 hex digits; null for flat or broken images
+        ("phash_dihedral", pa.string()),  # pHashes of the 7 other rotations/mirror images, 7 x 16 hex digits
         ("broken_detail", pa.string()),  # why decoding failed; null if it did not
         ("retryable", pa.bool_()),  # reading failed transiently (a URL timed out, 5xx): a rerun retries
         ("resolution_score", pa.float64()),  # shorter side, px
         ("aspect", pa.float64()),
         ("pair_score", pa.float64()),
+        ("pair_change", pa.float64()),  # largest cell-mean change from the closest condition, grey levels
         ("pair_aspect_change", pa.float64()),
         ("nsfw_score", pa.float64()),
         ("entropy_score", pa.float64()),

@@ -18,6 +18,7 @@ SCORES = {
     "clip_score": ("clip", "CLIP similarity"),
     "tokens_score": ("tokens", "caption tokens"),
     "pair_score": ("pair", "pair similarity"),
+    "pair_change": ("pair", "pair pixel change (levels)"),
 }
 
 
@@ -28,7 +29,8 @@ def _threshold_lines(t: StageThresholds) -> dict[str, list[float]]:
         "nsfw_score": [t.nsfw.max_score],
         "clip_score": [t.clip.min_score],
         "tokens_score": [t.tokens.min_tokens, t.tokens.max_tokens],
-        "pair_score": [t.pair.min_similarity, t.pair.max_similarity],
+        "pair_score": [t.pair.min_similarity],
+        "pair_change": [t.pair.min_change],
     }
 
 
