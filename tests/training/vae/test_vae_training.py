@@ -170,3 +170,13 @@ def test_gan_off_builds_no_discriminator(tiny_recipe):
 
     config = load_config(VAETrainConfig, tiny_recipe(), ["loss.gan=0"])
     assert build_training(config, torch.device("cpu"))[-1] is None
+
+
+def test_metrics_resume_drops_an_unfinished_last_line_with_a_warning(tmp_path):
+    from qwen_image2.training.vae.train import open_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "total": 1.0}\n{"step": 2, "total": 0.5}\n{"step": 3, "to')
+    with pytest.warns(UserWarning, match="unfinished line"):
+        open_metrics(path, resume_step=3).close()
+    assert records(path) == [{"step": 1, "total": 1.0}, {"step": 2, "total": 0.5}]
