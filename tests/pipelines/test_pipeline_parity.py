@@ -165,3 +165,10 @@ def test_denoise_returns_the_trajectory_and_runs_a_plugged_in_step(tiny):
     # The last state is x̂0 of the last step: x_σ − σ·v at the last σ.
     last = euler.states[-2] - euler.sigmas[-2] * euler.velocities[-1]
     assert torch.allclose(euler.latents, last, atol=1e-5)
+
+
+def test_save_pretrained_refuses_options_it_does_not_honour(tiny, tmp_path):
+    ours = QwenImage2Pipeline.from_components(tiny)
+    with pytest.raises(TypeError, match="does not support push_to_hub, variant"):
+        ours.save_pretrained(tmp_path / "model", variant="fp16", push_to_hub=True)
+    assert not (tmp_path / "model").exists()

@@ -45,17 +45,19 @@ def cache(
         raise UserError("give exactly one of --recipe or --resolution")
     from qwen_image2.data.buckets import ASPECT_RATIOS, Bucket, bucket_size, nearest_bucket
     from qwen_image2.data.caching import CacheSettings, build_cache
-    from qwen_image2.data.loader import build_buckets, read_manifest
+    from qwen_image2.data.loader import build_buckets, image_root, read_manifest
     from qwen_image2.models.loading import load_components
 
     if recipe is not None:
         from qwen_image2.config import load_config
         from qwen_image2.training.dit.config import TrainConfig
 
-        stages = load_config(TrainConfig, recipe, [f"data.manifest={manifest}"]).stages
-        plans = [(build_buckets(s.resolution, s.buckets), s.min_side) for s in stages]
+        config = load_config(TrainConfig, recipe, [f"data.manifest={manifest}"])
+        plans = [(build_buckets(s.resolution, s.buckets), s.min_side) for s in config.stages]
+        root = image_root(str(manifest), config.data.root)  # as the trainer reads them
     else:
         plans = [([Bucket(*bucket_size(resolution, a), 1, 1.0) for a in ASPECT_RATIOS], 0)]
+        root = image_root(str(manifest))
 
     def sizes(sample) -> list[tuple[int, int]]:
         found = []
@@ -69,5 +71,13 @@ def cache(
     load = partial(load_components, model, dtype=resolve_dtype(dtype, device), device=device)
     samples = read_manifest(str(manifest))
     settings = CacheSettings(shard_size, batch_size, compile)
-    report = build_cache(samples, manifest.parent, load, sizes, out, settings, workers)
+    buckets = [(b.width, b.height) for buckets, _ in plans for b in buckets]
+    report = build_cache(samples, root, load, sizes, out, settings, workers, buckets)
     typer.echo(" ".join(f"{k}={v}" for k, v in report.items()))
+    unreadable = {k: v for k, v in report.items() if k.startswith(("missing image", "corrupt image"))}
+    if unreadable:
+        counts = ", ".join(f"{v} {k}" for k, v in unreadable.items())
+        raise UserError(
+            f"{sum(unreadable.values())} sample images could not be read under {root} ({counts}); "
+            "the rest are cached: fix the paths (data.root) or the files and rerun"
+        )

@@ -68,6 +68,16 @@ class MixtureSampler:
         if weights.sum() <= 0:
             raise ValueError("eligible samples exist only for tasks or buckets with zero probability")
         self.probabilities = weights / weights.sum()
+        self.t2i_share = float(
+            sum(p for (task, _), p in zip(self.keys, self.probabilities, strict=True) if task == "t2i")
+        )
+        self.renormalised: str | None = None  # why the drawn T2I share differs from the requested one
+        if abs(self.t2i_share - t2i_ratio) > 1e-9:
+            tasks = sorted({task for task, _ in self.keys})
+            self.renormalised = (
+                f"T2I share {t2i_ratio:g} requested, {self.t2i_share:g} drawn: "
+                f"eligible samples exist only for task {', '.join(tasks)}"
+            )
 
     def _weight(self, task: str, bucket: int, t2i_ratio: float) -> float:
         task_weight = t2i_ratio if task == "t2i" else 1 - t2i_ratio

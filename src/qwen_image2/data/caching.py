@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from qwen_image2.data.cache import CacheReader, CacheWriter, cache_key, merge_part_indexes
+from qwen_image2.data.cache import CacheReader, CacheWriter, cache_key, fingerprint, merge_part_indexes
 from qwen_image2.data.images import IMAGE_ERRORS, failure_reason
 from qwen_image2.data.loader import load_training_sample
 from qwen_image2.data.records import Sample
@@ -43,17 +43,19 @@ def cache_jobs(
     settings: CacheSettings,
     part: str | None = None,
     threads: int | None = None,
+    buckets: list[tuple[int, int]] = (),
 ) -> Counter:
     """Encode `jobs` into `out` with the encoders `load()` returns, `settings.batch_size` samples at a time;
-    one process's share of the job."""
+    one process's share of the job. `buckets` (every size the job caches) goes into the fingerprint."""
     if threads:
         torch.set_num_threads(threads)
     components = load()
+    made_by = fingerprint(components, buckets or {size for _, sizes in jobs for size in sizes})
     components.vae.to(memory_format=torch.channels_last)
     if settings.compile:
         components.vae.encoder = torch.compile(components.vae.encoder)
     batch_size = settings.batch_size
-    writer = CacheWriter(out, settings.shard_size, part)
+    writer = CacheWriter(out, settings.shard_size, part, made_by)
     counts: Counter = Counter()
     pending: list[tuple[str, TrainingSample]] = []
 
@@ -91,6 +93,7 @@ def build_cache(
     out: Path,
     settings: CacheSettings = CacheSettings(),
     workers: int = 1,
+    buckets: list[tuple[int, int]] = (),
 ) -> dict:
     """Encode each sample at each of `sizes(sample)` into `out`; resumable; returns (and writes) a report.
 
@@ -98,16 +101,19 @@ def build_cache(
     (a `functools.partial` of a module-level function does).
     """
     jobs = [(sample, sizes(sample)) for sample in samples]
+    buckets = sorted(set(buckets) or {size for _, job_sizes in jobs for size in job_sizes})
     merge_part_indexes(out)  # parts a crashed parallel run left behind count as cached
     if workers == 1:
-        counts = cache_jobs(jobs, root, load, out, settings)
+        counts = cache_jobs(jobs, root, load, out, settings, buckets=buckets)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # spawn: a forked child would inherit the parent's torch threads and any CUDA state
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             parts = [
-                pool.submit(cache_jobs, jobs[k::workers], root, load, out, settings, f"p{k}", threads)
+                pool.submit(
+                    cache_jobs, jobs[k::workers], root, load, out, settings, f"p{k}", threads, buckets
+                )
                 for k in range(workers)
             ]
             counts = sum((part.result() for part in parts), Counter())

@@ -3,7 +3,8 @@ decoded on worker threads one step ahead, resized to the bucket (targets and the
 so that a batch has one layout), and split into this rank's slice of the global batch.
 
 A row whose image is missing or corrupt is replaced by the next sample of the same pool and reported with
-its reason; the run never stops for it.
+its reason; the run never stops for it. With a cache, a sample it lacks is encoded from its images and
+counted as a cache miss.
 """
 
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +40,7 @@ class LoadedBatch:
     samples: list[TrainingSample | CachedSample]
     positions: list[int]  # positions in the global batch, for per-sample randomness shared by all ranks
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample path, reason)
+    cache_misses: int = 0  # samples encoded online because the cache lacks them
 
 
 def read_manifest(path: str) -> list[Sample]:
@@ -55,6 +57,11 @@ def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:
     """Cover-resize and centre-crop to exactly (width, height), in RGBA."""
     image = ImageOps.exif_transpose(image).convert("RGBA")
     return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+
+
+def image_root(manifest: str, root: str | None = None) -> Path:
+    """The folder a manifest's relative image paths are read from: `data.root`, else the manifest's own."""
+    return Path(root) if root else Path(manifest).parent
 
 
 def resolve(path: str, root: Path) -> Path:
@@ -104,23 +111,27 @@ class StageLoader:
             self.sampler = MixtureSampler(pools, self.buckets, stage.t2i_ratio, seed)
         except ValueError as err:
             raise UserError(f"stage {stage.name}: {err} (check min_side and the manifest)") from None
+        self.renormalised = self.sampler.renormalised  # the T2I:edit ratio had to change (a task has no data)
         self.pool = ThreadPoolExecutor(num_workers) if num_workers else None
 
     def _load_one(
         self, slot: int, bucket: Bucket, pool: np.ndarray
-    ) -> tuple[TrainingSample | CachedSample, list]:
-        """The sample at `slot` of the pool, or if it cannot be read, the next one that can."""
-        skipped = []
+    ) -> tuple[TrainingSample | CachedSample, list, int]:
+        """The sample at `slot` of the pool, or if it cannot be read, the next one that can; with the rows
+        skipped on the way and the number of cache misses."""
+        skipped, misses = [], 0
         for offset in range(len(pool)):
             sample: Sample = self.samples[int(pool[(slot + offset) % len(pool)])]
             key = cache_key(sample.id, bucket.width, bucket.height)
             if self.cache is not None and key in self.cache:
                 try:
-                    return CachedSample(*self.cache.get(key)), skipped
+                    return CachedSample(*self.cache.get(key)), skipped, misses
                 except CacheError:
                     skipped.append((sample.path, "corrupt cache shard"))  # fall back to the images
+            elif self.cache is not None:
+                misses += 1
             try:
-                return load_training_sample(sample, self.root, bucket.width, bucket.height), skipped
+                return load_training_sample(sample, self.root, bucket.width, bucket.height), skipped, misses
             except IMAGE_ERRORS as err:
                 skipped.append((sample.path, failure_reason(err)))
         raise UserError(f"every sample of bucket {bucket.width}x{bucket.height} failed to load")
@@ -133,9 +144,10 @@ class StageLoader:
         positions = list(range(self.rank * share, (self.rank + 1) * share))
         batch = LoadedBatch(step, task, bucket, [], positions)
         for position in positions:
-            sample, skipped = self._load_one(int(slots[position]), bucket, pool)
+            sample, skipped, misses = self._load_one(int(slots[position]), bucket, pool)
             batch.samples.append(sample)
             batch.skipped.extend(skipped)
+            batch.cache_misses += misses
         return batch
 
     def prefetch(self, step: int) -> Future | LoadedBatch:

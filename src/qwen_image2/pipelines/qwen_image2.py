@@ -96,8 +96,12 @@ class QwenImage2Pipeline(DiffusionPipeline):
             self.config.sample_sigmas,
         )
 
-    def save_pretrained(self, folder: str | Path, **_) -> Path:
-        """A diffusers folder that stock `QwenImage21Pipeline.from_pretrained` loads."""
+    def save_pretrained(self, folder: str | Path, **options) -> Path:
+        """A diffusers folder (safetensors) that stock `QwenImage21Pipeline.from_pretrained` loads. Takes none
+        of diffusers' options (variant, sharding, push_to_hub, ...): a TypeError names any given."""
+        ignored = sorted(k for k, v in options.items() if not (k == "safe_serialization" and v))
+        if ignored:
+            raise TypeError(f"QwenImage2Pipeline.save_pretrained does not support {', '.join(ignored)}")
         return save_components(self.as_components(), folder)
 
     def encode_prompt(self, prompts: list[str], images: list[Image.Image] | None = None) -> Conditions:

@@ -94,3 +94,31 @@ def test_shipped_recipes_validate_and_match_the_reports_table_2():
     )
     tiny = load_config(TrainConfig, root / "tiny.yaml")
     assert tiny.model == "tiny" and len(tiny.stages) == 3
+
+
+def test_dit_recipe_has_no_field_the_trainer_ignores():
+    from qwen_image2.training.dit.config import TrainConfig
+
+    assert "log_every" not in TrainConfig.model_fields  # metrics.jsonl has a line per step; nothing reads it
+
+
+def test_every_recipe_loads_and_names_only_curation_filters_that_exist():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from qwen_image2.data.curation.config import FILTER_ORDER
+    from qwen_image2.training.dit.config import TrainConfig
+    from qwen_image2.training.vae.config import VAETrainConfig
+
+    recipes = sorted((Path(__file__).resolve().parents[3] / "recipes").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        text = recipe.read_text()
+        schema = VAETrainConfig if "phases" in yaml.safe_load(text) else TrainConfig
+        load_config(schema, recipe, ["data.manifest=m.parquet"] if schema is TrainConfig else [])
+        for names in re.findall(r"filters?:\s*([a-z_]+(?:,\s*[a-z_]+)*)", text):
+            for name in re.split(r",\s*", names):
+                assert name in FILTER_ORDER, f"{recipe.name} names curation filter {name!r}"
+        assert not re.search(r"\((?:[a-z]+, )*[a-z]+ filters?\)", text), f"{recipe.name}: unnamed filters"

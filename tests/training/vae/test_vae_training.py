@@ -170,3 +170,30 @@ def test_gan_off_builds_no_discriminator(tiny_recipe):
 
     config = load_config(VAETrainConfig, tiny_recipe(), ["loss.gan=0"])
     assert build_training(config, torch.device("cpu"))[-1] is None
+
+
+def test_metrics_resume_drops_an_unfinished_last_line_with_a_warning(tmp_path):
+    from qwen_image2.training.vae.train import open_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "total": 1.0}\n{"step": 2, "total": 0.5}\n{"step": 3, "to')
+    with pytest.warns(UserWarning, match="unfinished line"):
+        open_metrics(path, resume_step=3).close()
+    assert records(path) == [{"step": 1, "total": 1.0}, {"step": 2, "total": 0.5}]
+
+
+def test_a_holdout_overlapping_the_training_images_is_refused(tiny_recipe, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (i * 80, 0, 0)).save(folder / f"{i}.png")
+    config = load_config(VAETrainConfig, tiny_recipe())
+    few = {"name": "few", "kind": "folder", "path": str(folder)}
+    data = config.data.model_copy(update={"sources": [type(config.data.sources[0])(**few)], "holdout": 3})
+    with pytest.raises(UserError, match="not more than data.holdout=3"):
+        VAEData(data, 3, 0)
+    (folder / "list.txt").write_text("1.png\n0.png\n")  # the same files, another order: each holds out one
+    again = {"name": "again", "kind": "manifest", "path": str(folder / "list.txt")}  # the other trains on
+    sources = [type(config.data.sources[0])(**few), type(config.data.sources[0])(**again)]
+    with pytest.raises(UserError, match="2 held-out images are also training images"):
+        VAEData(config.data.model_copy(update={"sources": sources, "holdout": 1}), 3, 0)

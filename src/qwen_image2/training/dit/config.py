@@ -80,7 +80,6 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(3, ge=1, description="Keep only the newest k checkpoints.")
     seed: int = 0
-    log_every: int = Field(1, ge=1)
     caption_dropout: float = Field(0.1, ge=0, le=1, description="Unconditional training share; report: 0.1.")
     export_ema: bool = Field(True, description="Export EMA weights (when EMA is on) instead of the raw ones.")
     data: Data

@@ -5,6 +5,7 @@ dropout, σ, noise) is a pure function of (seed, step) over the *global* batch, 
 uninterrupted one exactly, and N ranks reproduce one process with the same global batch.
 """
 
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import replace
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from qwen_image2.config import dump_config
 from qwen_image2.data.cache import CacheReader
-from qwen_image2.data.loader import CachedSample, StageLoader, read_manifest
+from qwen_image2.data.loader import CachedSample, StageLoader, build_buckets, image_root, read_manifest
 from qwen_image2.diffusion.loss import draw_sigmas_and_noise, flow_matching_loss
 from qwen_image2.models.conditioning import Conditions, encode_empty_prompt
 from qwen_image2.models.encoding import SampleEncoding, TrainingSample, encode_sample, stack_encodings
@@ -54,6 +55,10 @@ def encode_for_training(
     return replace(
         sample.encoding, embeds=empty_prompt.embeds[0], image_pad_mask=empty_prompt.image_pad_mask[0]
     )
+
+
+def stage_buckets(stage):
+    return build_buckets(stage.resolution, stage.buckets)
 
 
 def caption_dropout_mask(seed: int, step: int, global_size: int, rate: float) -> np.ndarray:
@@ -151,12 +156,29 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
 
     # 4. Data: held-out samples first, then one loader per stage
     samples = read_manifest(config.data.manifest)
-    root = Path(config.data.root or Path(config.data.manifest).parent)
+    root = image_root(config.data.manifest, config.data.root)
     cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
+    if cache is not None:  # made by these encoders for these buckets, else a UserError naming what differs
+        cache.check(components, [(b.width, b.height) for s in config.stages for b in stage_buckets(s)])
     # Read only with cached samples, which load on the CPU: it stays there until the batch moves.
     empty_prompt = encode_empty_prompt(components.text_encoder, components.processor).to("cpu")
     validator = Validator(components, transformer, config.validation, samples, root, config.seed, out)
     total = config.total_steps
+    for stage in config.stages:  # every stage's pools now: errors and notes at start
+        probe = StageLoader(
+            samples,
+            root,
+            stage,
+            0,
+            grad_accum=config.parallel.grad_accum,
+            num_workers=0,
+            exclude=validator.holdout_ids,
+            world=world,
+        )
+        if probe.renormalised:
+            log.renormalised[stage.name] = probe.renormalised
+            if is_main():
+                print(f"stage {stage.name}: {probe.renormalised}", file=sys.stderr)
     loader, loader_stage, pending = None, None, None
     bar = tqdm(total=total, initial=step, disable=not is_main(), desc="train")
 
@@ -211,6 +233,9 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
             grad_norm=float(grad_norm),
             tokens_per_s=batch.bucket.batch_size * num_tokens / elapsed,
             skipped=batch.skipped,
+            cache_misses=round(
+                mean_over_ranks(torch.tensor(float(batch.cache_misses), device=loss_sum.device)) * world
+            ),
         )
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.4f}", stage=stage.name)

@@ -90,11 +90,21 @@ class VAEData:
     def __init__(self, config: DataConfig, channels: int, seed: int):
         self.config, self.channels, self.seed = config, channels, seed
         images = {s.name: list_source_images(s) for s in config.sources if s.kind != "text"}
+        for name, paths in images.items():
+            if config.holdout and len(paths) <= config.holdout:
+                raise UserError(
+                    f"data source {name} has {len(paths)} images, not more than data.holdout={config.holdout}: "
+                    "nothing would be left to train on but the held-out images; add images or lower data.holdout"
+                )
         self.held_out = {name: paths[: config.holdout] for name, paths in images.items()}
-        self.train_images = {
-            name: paths[config.holdout :] if len(paths) > config.holdout else paths
-            for name, paths in images.items()
-        }
+        self.train_images = {name: paths[config.holdout :] for name, paths in images.items()}
+        held = {str(Path(p).resolve()) for paths in self.held_out.values() for p in paths}
+        shared = held & {str(Path(p).resolve()) for paths in self.train_images.values() for p in paths}
+        if shared:
+            raise UserError(
+                f"{len(shared)} held-out images are also training images of another source "
+                f"(e.g. {min(shared)}): give the sources disjoint images"
+            )
         self.pool = ThreadPoolExecutor(config.num_workers) if config.num_workers else None
 
     def batch(self, step: int, mixture: dict[str, float] | None = None, buckets=None) -> torch.Tensor:

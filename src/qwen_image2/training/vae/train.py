@@ -33,6 +33,7 @@ from qwen_image2.training.checkpoint import (
     save_checkpoint,
 )
 from qwen_image2.training.ema import EMA
+from qwen_image2.training.runlog import truncate_metrics
 from qwen_image2.training.schedule import learning_rate, stage_at
 from qwen_image2.training.vae.config import Phase, VAETrainConfig
 from qwen_image2.training.vae.data import VAEData
@@ -168,10 +169,9 @@ def log(record: dict, writer, file) -> None:
 
 
 def open_metrics(path: Path, resume_step: int):
-    """metrics.jsonl for appending, without the lines a killed run wrote after its last checkpoint."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
-        path.write_text("".join(f"{line}\n" for line in kept))
+    """metrics.jsonl for appending, without the lines a killed run wrote after its last checkpoint (nor an
+    unfinished last line)."""
+    truncate_metrics(path, resume_step)
     return path.open("a")
 
 
