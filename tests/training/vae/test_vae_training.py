@@ -69,6 +69,7 @@ def test_train_vae_exports_a_vae_folder_and_a_full_model_that_load(tiny_recipe, 
     run = tmp_path / "run"
     report = json.loads((run / "report.json").read_text())
     assert report["steps"] == 4 and np.isfinite(report["holdout_psnr"])
+    assert report["skipped_images"] == {}  # text sources only: nothing to skip
     exported = load_vae(run / "export")
     components = load_components(run / "export")
     assert torch.equal(components.vae.decoder.conv_out.weight, exported.decoder.conv_out.weight)
@@ -197,3 +198,25 @@ def test_a_holdout_overlapping_the_training_images_is_refused(tiny_recipe, tmp_p
     sources = [type(config.data.sources[0])(**few), type(config.data.sources[0])(**again)]
     with pytest.raises(UserError, match="2 held-out images are also training images"):
         VAEData(config.data.model_copy(update={"sources": sources, "holdout": 1}), 3, 0)
+
+
+def test_unreadable_images_are_skipped_and_counted_not_fatal(tiny_recipe, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 36), (i * 60, 20, 200)).save(folder / f"{i}.png")
+    (folder / "4-truncated.png").write_bytes((folder / "3.png").read_bytes()[:40])
+    (folder / "5-garbage.png").write_bytes(b"not an image at all")
+    sources = [{"name": "photos", "kind": "folder", "path": str(folder)}]
+    config = load_config(
+        VAETrainConfig, tiny_recipe(), [f"data.sources={json.dumps(sources)}", "data.holdout=1"]
+    )
+    data = VAEData(config.data, channels=3, seed=0)
+    batches = [data.batch(step) for step in range(6)]
+    assert all(b.shape[1] == 3 and torch.isfinite(b).all() for b in batches)
+    assert sum(data.skipped.values()) > 0
+    assert all(reason.startswith("corrupt image") for reason in data.skipped)
+    (folder / "1.png").unlink()  # a training file removed after the listing: counted as missing
+    for step in range(6, 30):
+        data.batch(step)
+    assert data.skipped["missing image"] > 0

@@ -11,6 +11,8 @@ recipe's synthetic text stage, reference/vae_eval_perf.md §2.3).
 """
 
 import json
+import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qwen_image2.data.images import IMAGE_SUFFIXES, open_image
+from qwen_image2.data.images import IMAGE_ERRORS, IMAGE_SUFFIXES, failure_reason, open_image
 from qwen_image2.data.synthetic.layouts import build_scene
 from qwen_image2.data.synthetic.scene import render_scene
 from qwen_image2.data.synthetic.writer import STYLES
@@ -84,6 +86,9 @@ def to_pixels(image: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1
 
 
+MAX_DRAWS = 32  # redraws after unreadable files before a source is called broken
+
+
 class VAEData:
     """Batches for step k, drawn from the configured mixture; `holdout` fixed images for validation."""
 
@@ -106,6 +111,9 @@ class VAEData:
                 f"(e.g. {min(shared)}): give the sources disjoint images"
             )
         self.pool = ThreadPoolExecutor(config.num_workers) if config.num_workers else None
+        # Unreadable files are skipped and counted by reason (the run's report), as the DiT loader does.
+        self.skipped: Counter = Counter()
+        self._skipped_lock = threading.Lock()
 
     def batch(self, step: int, mixture: dict[str, float] | None = None, buckets=None) -> torch.Tensor:
         """Pixels (B, C, H, W) of step `step`; `mixture` and `buckets` override the data config (a phase's)."""
@@ -126,8 +134,23 @@ class VAEData:
         if source.kind == "text":
             return to_pixels(render_text_image(rng, width, height, source, self.channels == 4), self.channels)
         paths = self.train_images[source.name]
-        image = open_image(Path(paths[int(rng.integers(len(paths)))]))
-        return to_pixels(random_crop(image, width, height, rng), self.channels)
+        for _ in range(MAX_DRAWS):
+            image = self._open(Path(paths[int(rng.integers(len(paths)))]))
+            if image is not None:
+                return to_pixels(random_crop(image, width, height, rng), self.channels)
+        raise UserError(
+            f"data source {source.name}: {MAX_DRAWS} images drawn in a row could not be read "
+            f"({dict(self.skipped)}); check its files"
+        )
+
+    def _open(self, path: Path) -> Image.Image | None:
+        """The image, or None (counted by reason) when the file is missing or cannot be decoded."""
+        try:
+            return open_image(path)
+        except IMAGE_ERRORS as err:
+            with self._skipped_lock:
+                self.skipped[failure_reason(err)] += 1
+            return None
 
     def holdout(self, size: int) -> torch.Tensor:
         """Fixed validation pixels (N, C, size, size): held-out files, plus text images from a separate seed.
@@ -143,7 +166,9 @@ class VAEData:
                 names += [source.name] * self.config.holdout
             else:
                 for path in self.held_out[source.name]:
-                    image = open_image(Path(path))
+                    image = self._open(Path(path))
+                    if image is None:
+                        continue
                     images.append(to_pixels(random_crop(image, size, size, rng), self.channels))
                     names.append(source.name)
         if not images:

@@ -235,7 +235,7 @@ def build_training(config: VAETrainConfig, device: torch.device):
 
 
 def finish(
-    config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, sources: list[str], step: int
+    config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, sources: list[str], step: int, skipped: dict
 ) -> dict:
     """Export `final` with its latent statistics; write and return the report."""
     out = Path(config.output_dir)
@@ -246,6 +246,7 @@ def finish(
     scores, _, _ = validate(final, holdout, sources)
     export = export_vae(final.to("cpu"), out / "export", config.base_model)
     report = {"steps": step, "export": str(export), **{f"holdout_{k}": v for k, v in scores.items()}}
+    report["skipped_images"] = dict(skipped)  # unreadable files met since the run (re)started, by reason
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -323,4 +324,4 @@ def train(config: VAETrainConfig) -> dict:
     # 6. Export the EMA weights (or the raw ones) as a diffusers vae/ folder, with latent statistics.
     if ema:
         ema.copy_to(ema_vae)
-    return finish(config, ema_vae if ema else vae, holdout, data.holdout_sources, step)
+    return finish(config, ema_vae if ema else vae, holdout, data.holdout_sources, step, data.skipped)
