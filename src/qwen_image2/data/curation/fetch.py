@@ -8,6 +8,7 @@ again. Permanent failures (any other HTTP status, such as 404) are final.
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -52,7 +53,7 @@ def fetch_url(
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
                 return response.read(max_bytes + 1)
-        except Exception as err:
+        except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
             transient = _is_transient(url, err)
             if not transient or attempt >= attempts:
                 tries = f" after {attempt} tries" if transient else ""

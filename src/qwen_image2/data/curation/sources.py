@@ -113,11 +113,12 @@ def _folder_shards(folder: Path, shard_size: int) -> list[Shard]:
 
 
 def _parquet_shards(path: Path, shard_size: int) -> list[Shard]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         meta = pq.ParquetFile(path).metadata
-    except Exception as err:
+    except (pa.ArrowException, OSError) as err:
         raise UserError(f"source {path}: not a readable parquet file ({err})") from None
     names = set(meta.schema.names)
     if not names & {"path", "url"}:
@@ -183,7 +184,7 @@ def read_bytes(ref: str, base: Path, max_bytes: int) -> Read:
             data = path.read_bytes()
     except FetchError as err:
         return Read(None, str(err), err.retryable)
-    except Exception as err:
+    except (OSError, tarfile.TarError, KeyError, ValueError) as err:  # a missing, unreadable or bad member
         return Read(None, f"unreadable: {type(err).__name__}: {err}")
     if len(data) > max_bytes:
         return Read(None, f"file larger than {max_bytes} bytes")

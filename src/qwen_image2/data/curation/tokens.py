@@ -35,7 +35,7 @@ def load_tokenizer(path: str | None):
 
     try:
         return AutoTokenizer.from_pretrained(path)
-    except Exception as err:
+    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a folder without one
         raise UserError(
             f"--tokenizer {path}: cannot load a tokenizer from it ({type(err).__name__}: {err})"
         ) from None

@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qwen_image2.data.images import IMAGE_ERRORS
 from qwen_image2.evaluation.arena.errors import ArenaError
 from qwen_image2.evaluation.arena.storage import (
     BOARDS,
@@ -95,7 +96,7 @@ def check_image(name: str, data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Che
             image.verify()
     except ArenaError:
         raise
-    except Exception as err:  # PIL raises many types for a file that is not an image
+    except (*IMAGE_ERRORS, PILImage.DecompressionBombError) as err:  # what PIL raises for a non-image
         raise ArenaError(415, f"{name}: not a readable image ({type(err).__name__})") from None
     if kind not in MIME:
         raise ArenaError(415, f"{name}: {kind} images are not accepted; use PNG, JPEG or WebP")
