@@ -105,6 +105,7 @@ def accumulate_gradients(
 def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bottom, as one function
     rank, world, device = init_distributed()
     out = Path(config.output_dir)
+    samples = read_manifest(config.data.manifest)  # a bad manifest fails before the model loads
 
     # 1. Build the model: frozen encoder and VAE, trainable transformer (or its LoRA)
     components = load_components(config.model, device=device, seed=config.seed)
@@ -150,7 +151,6 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
         )
 
     # 4. Data: held-out samples first, then one loader per stage
-    samples = read_manifest(config.data.manifest)
     root = Path(config.data.root or Path(config.data.manifest).parent)
     cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
     # Read only with cached samples, which load on the CPU: it stays there until the batch moves.
