@@ -29,10 +29,23 @@ app.command("train-vae")(vae.train_vae)
 app.add_typer(evaluate.eval_app, name="eval")
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: a `UserError` becomes one `error:` line on stderr and exit code 2."""
+    """Entry point: a `UserError` becomes one `error:` line on stderr and exit code 2; Ctrl-C one line and
+    exit code 130."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, typer returns the command's value, or the exit code of a typer.Exit,
+        # and turns Ctrl-C into exit code 130: that code is the process's.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            if code == INTERRUPTED:
+                print("error: interrupted", file=sys.stderr)
+            sys.exit(code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -40,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_.exit_code)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except typer.TyperException as err:  # usage errors (unknown option, bad value): one line too
         print(f"error: {err.format_message()}", file=sys.stderr)
         sys.exit(2)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from qwen_image2.commands.options import check_out_file, choice
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
@@ -88,6 +89,11 @@ def ratings(
     from qwen_image2.evaluation.arena.votes import load_votes
 
     pinned = _parse_anchor(anchor)
+    check_out_file(out)
+    if plot is not None:
+        check_out_file(plot, "--plot")
+        if plot.suffix.lower() != ".png":
+            raise UserError(f"--plot {plot}: the leaderboard is a PNG; give a name ending in .png")
     all_votes = load_votes(votes)
     if pinned and not any(pinned[0] in (vote.model_a, vote.model_b) for vote in all_votes):
         raise UserError(f"--anchor model {pinned[0]!r} has no votes in {votes}")
@@ -162,7 +168,10 @@ def import_(
     ),
     model: str = typer.Option(..., "--model", help="Name of the model that made these images."),
     board: str = typer.Option(
-        "t2i", "--board", help="t2i, or edit (prompts.jsonl lines then name 'sources')."
+        "t2i",
+        "--board",
+        callback=choice("t2i", "edit"),
+        help="t2i, or edit (prompts.jsonl lines then name 'sources').",
     ),
     db: str = DB,
 ) -> None:
@@ -176,6 +185,8 @@ def import_(
     """
     from qwen_image2.evaluation.arena.importer import import_set, read_set_dir
 
+    if not directory.is_dir():
+        raise UserError(f"{directory} " + ("is not a folder" if directory.exists() else "does not exist"))
     items = read_set_dir(directory, board)
     engine, sessions = _open_store(db)
     with sessions.begin() as session:
@@ -203,6 +214,7 @@ def export(
     from qwen_image2.evaluation.arena.service import collect_votes
     from qwen_image2.evaluation.arena.votes import vote_to_json
 
+    check_out_file(out)
     engine, sessions = _open_store(db)
     with sessions() as session:
         votes = collect_votes(session, include_banned)

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import DEVICE, DTYPE
+from qwen_image2.commands.options import DEVICE, DTYPE, check_device, check_model, check_out_folder
 from qwen_image2.errors import UserError
-from qwen_image2.models.device import resolve_device, resolve_dtype
 
 
 def cache(
@@ -20,9 +19,9 @@ def cache(
         None, "--recipe", help="Cache the bucket sizes of every stage of this recipe."
     ),
     resolution: int = typer.Option(
-        None, "--resolution", help="Without --recipe: the standard aspect buckets here."
+        None, "--resolution", min=32, help="Without --recipe: the standard aspect buckets here."
     ),
-    shard_size: int = typer.Option(256, "--shard-size", help="Samples per shard file."),
+    shard_size: int = typer.Option(256, "--shard-size", min=1, help="Samples per shard file."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per VAE call."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the VAE encoder (GPU)."),
     workers: int = typer.Option(
@@ -43,6 +42,9 @@ def cache(
     """
     if (recipe is None) == (resolution is None):
         raise UserError("give exactly one of --recipe or --resolution")
+    device, torch_dtype = check_device(device, dtype)
+    check_model(model)
+    check_out_folder(out)
     from qwen_image2.data.buckets import ASPECT_RATIOS, Bucket, bucket_size, nearest_bucket
     from qwen_image2.data.caching import CacheSettings, build_cache
     from qwen_image2.data.loader import build_buckets, image_root, read_manifest
@@ -67,9 +69,8 @@ def cache(
                 found.append((bucket.width, bucket.height))
         return list(dict.fromkeys(found))
 
-    device = resolve_device(device)
-    load = partial(load_components, model, dtype=resolve_dtype(dtype, device), device=device)
     samples = read_manifest(str(manifest))
+    load = partial(load_components, model, dtype=torch_dtype, device=device)
     settings = CacheSettings(shard_size, batch_size, compile)
     buckets = [(b.width, b.height) for buckets, _ in plans for b in buckets]
     report = build_cache(samples, root, load, sizes, out, settings, workers, buckets)

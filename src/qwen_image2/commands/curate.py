@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from qwen_image2.commands.options import check_out_folder, choice
 from qwen_image2.errors import UserError
 
 
@@ -36,16 +37,25 @@ def curate(
     stages_file: str = typer.Option(
         None, "--stages-file", help="YAML of per-stage thresholds (default: built in)."
     ),
-    workers: int = typer.Option(None, "--workers", help="Ray actors (default: one per core); 0: no Ray."),
+    workers: int = typer.Option(
+        None, "--workers", min=0, help="Ray actors (default: one per core); 0: no Ray."
+    ),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to run on (default: local)."),
     shard_size: int = typer.Option(
-        1000, "--shard-size", help="Images per shard of a folder or parquet source."
+        1000, "--shard-size", min=1, help="Images per shard of a folder or parquet source."
     ),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per filter batch inside a worker."),
+    batch_size: int = typer.Option(
+        32, "--batch-size", min=1, help="Images per filter batch inside a worker."
+    ),
     max_pixels: int = typer.Option(
-        100_000_000, "--max-pixels", help="Larger headers are rejected before decode."
+        100_000_000, "--max-pixels", min=1, help="Larger headers are rejected before decode."
     ),
-    output_format: str = typer.Option("text", "--format", help="text or json (the report, on stdout)."),
+    output_format: str = typer.Option(
+        "text",
+        "--format",
+        callback=choice("text", "json"),
+        help="text or json (the report, on stdout).",
+    ),
 ) -> None:
     """Curate images with the report's eight filters into OUT/manifest.parquet (one row per input).
 
@@ -60,10 +70,11 @@ def curate(
       qwen-image2 curate --rethreshold curated/manifest.parquet --stage s3-512p
     """
     from qwen_image2.data.curation import pipeline
-    from qwen_image2.data.curation.config import RunSettings, parse_filters
+    from qwen_image2.data.curation.config import RunSettings, parse_filters, stage_thresholds
 
-    if output_format not in {"text", "json"}:
-        raise UserError(f"--format must be text or json, not {output_format!r}")
+    if out is not None:
+        check_out_folder(out)
+    stage_thresholds(stage, stages_file)  # an unknown --stage or a bad --stages-file, before any work
     if rethreshold is not None:
         if sources:
             raise UserError("--rethreshold reads stored scores; give no SOURCE with it")
@@ -73,6 +84,9 @@ def curate(
             raise UserError("give at least one SOURCE (or --rethreshold MANIFEST)")
         if out is None:
             raise UserError("--out is required: the folder for the manifest, its parts and the report")
+        for source in sources:
+            if not Path(source).exists():
+                raise UserError(f"SOURCE {source} does not exist")
         settings = RunSettings(
             filters=parse_filters(filters),
             tokenizer=tokenizer,

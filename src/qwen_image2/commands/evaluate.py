@@ -12,25 +12,47 @@ from qwen_image2.commands.options import (
     NEGATIVE_PROMPT,
     SEED,
     cfg_negative,
+    check_device,
+    check_model,
+    check_out_file,
+    choice,
     load_pipeline,
 )
 from qwen_image2.errors import UserError
-from qwen_image2.models.device import resolve_device
+from qwen_image2.evaluation.vae_report import BENCHMARKS
 
 eval_app = typer.Typer(
     help="Evaluate models: VAE reconstruction, image pairs, text rendering and editing.", no_args_is_help=True
 )
 
 LPIPS_NET = typer.Option(
-    "none", "--lpips", help="LPIPS backbone: alex (the metric), vgg (OmniDoc's), or none."
+    "none",
+    "--lpips",
+    callback=choice("alex", "vgg", "none"),
+    help="LPIPS backbone: alex (the metric), vgg (OmniDoc's), or none.",
 )
 LPIPS_WEIGHTS = typer.Option(
     None, "--lpips-weights", help="torchvision backbone .pth (default: torch's hub cache)."
 )
 BENCHMARK = typer.Option(
-    "text", "--benchmark", help="Anchor table to place the result in: imagenet, text, omnidoc."
+    "text",
+    "--benchmark",
+    callback=choice(*BENCHMARKS),
+    help="Anchor table to place the result in: imagenet, text, omnidoc.",
 )
-WORST = typer.Option(8, "--worst", help="Reconstructions shown in the worst-cases PNG.")
+WORST = typer.Option(8, "--worst", min=0, help="Reconstructions shown in the worst-cases PNG.")
+
+
+def _check_folder(path: Path, what: str) -> None:
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise UserError(f"{what} {path} is not a folder")
+
+
+def _check_file(path: Path | None, flag: str) -> None:
+    if path is not None and not path.is_file():
+        raise UserError(f"{flag} {path} " + ("is not a file" if path.exists() else "does not exist"))
 
 
 def _lpips(net: str, weights: Path | None, device: str):
@@ -57,7 +79,7 @@ def vae(
     data: Path = typer.Option(..., "--data", help="Folder of images to reconstruct."),
     out: Path = typer.Option(Path("vae_eval.json"), "--out", "-o", help="JSON to write (+ .worst.png, .md)."),
     size: int = typer.Option(256, "--size", help="Center-crop side in pixels (a multiple of 16)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Images per VAE call."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per VAE call."),
     lpips: str = LPIPS_NET,
     lpips_weights: Path = LPIPS_WEIGHTS,
     fid_weights: Path = typer.Option(
@@ -85,8 +107,13 @@ def vae(
 
     if size <= 0 or size % 16:
         raise UserError(f"--size {size}: must be a positive multiple of 16 (the VAE folds 16x16 pixels)")
-    device = resolve_device(device)
+    device, _ = check_device(device)
+    check_out_file(out)
+    _check_file(lpips_weights, "--lpips-weights")
+    _check_file(fid_weights, "--fid-weights")
+    _check_folder(data, "--data")
     paths = list_images(data)
+    check_model(model)
     vae_model = load_vae(model).to(device)
     fid = build_fid_features(fid_weights) if fid_weights is not None else None
     result, worst_pairs = evaluate_vae(
@@ -125,7 +152,11 @@ def pairs(
     from qwen_image2.evaluation.reconstruction import evaluate_pairs
     from qwen_image2.evaluation.vae_report import save_report
 
-    device = resolve_device(device)
+    device, _ = check_device(device)
+    check_out_file(out)
+    _check_file(lpips_weights, "--lpips-weights")
+    _check_folder(reference, "REFERENCE")
+    _check_folder(prediction, "PREDICTION")
     result, worst_pairs = evaluate_pairs(
         reference, prediction, _lpips(lpips, lpips_weights, device), keep=worst
     )
@@ -145,11 +176,11 @@ def text(
     ),
     out: Path = typer.Option(Path("text_eval.json"), "--out", "-o", help="JSON to write (+ .png sheet)."),
     size: int = typer.Option(128, "--size", help="Output side in pixels (edits: the source's aspect)."),
-    steps: int = typer.Option(20, "--steps", help="Denoising steps."),
+    steps: int = typer.Option(20, "--steps", min=1, help="Denoising steps."),
     guidance: float = GUIDANCE,
     negative_prompt: str = NEGATIVE_PROMPT,
     seed: int = SEED,
-    limit: int = typer.Option(0, "--limit", help="Use only the first N entries of each set (0: all)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N entries of each set (0: all)."),
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -179,8 +210,9 @@ def text(
 
     if size <= 0 or size % 32:
         raise UserError(f"--size {size}: must be a positive multiple of 32")
-    if steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
+    check_device(device, dtype)
+    check_model(model)
+    check_out_file(out)
     files = list(prompts or default_prompt_files())
     entries = [e for f in files for e in (load_prompts(f)[:limit] if limit > 0 else load_prompts(f))]
     check_tesseract(sorted({e.lang for e in entries}))  # before the model loads: fail in a second

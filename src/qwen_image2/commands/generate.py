@@ -15,6 +15,9 @@ from qwen_image2.commands.options import (
     SEED,
     STEPS,
     cfg_negative,
+    check_device,
+    check_image_out,
+    check_model,
     load_pipeline,
     parse_size,
 )
@@ -47,6 +50,7 @@ def generate(
       qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
     """
     width, height = parse_size(size)
+    _check(model, out, device, dtype)
     settings = dict(
         steps=steps,
         seed=seed,
@@ -70,6 +74,7 @@ def edit(
     resolution: int = typer.Option(
         1024,
         "--resolution",
+        min=32,
         help="Condition images are resized to this area² (1024 as stock; a model trained at 128 px: 128).",
     ),
     steps: int = STEPS,
@@ -92,8 +97,16 @@ def edit(
     """
     if len(image) > 10:
         raise UserError(f"{len(image)} images given; at most 10 condition images are supported")
+    from qwen_image2.models.conditioning import condition_image_size
+
     width, height = parse_size(size) if size else (None, None)
+    _check(model, out, device, dtype)
     images = [read_image(path) for path in image]
+    for path, picture in zip(image, images, strict=True):
+        try:
+            condition_image_size(*picture.size, resolution)
+        except UserError as err:
+            raise UserError(f"--image {path}: {err}") from None
     settings = dict(
         steps=steps,
         seed=seed,
@@ -105,6 +118,13 @@ def edit(
         dtype=dtype,
     )
     run(instruction, images, model, width, height, out, resolution=resolution, **settings)
+
+
+def _check(model: str, out: Path, device: str, dtype: str) -> None:
+    """Everything a run needs that can be wrong, before a model loads."""
+    check_image_out(out)
+    check_model(model)
+    check_device(device, dtype)
 
 
 def run(
@@ -150,7 +170,6 @@ def run(
         resolution=resolution,
         use_kv_cache=not no_kv_cache,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     for index, picture in enumerate(result.images):
         path = out if len(result.images) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         picture.save(path)

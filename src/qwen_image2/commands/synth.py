@@ -4,9 +4,11 @@ from pathlib import Path
 
 import typer
 
+from qwen_image2.commands.options import check_out_folder, choice
 from qwen_image2.errors import UserError
 
 KINDS = ("text", "words", "shapes")
+LANGS = ("en", "zh")
 # What each text kind draws by default: the words kind is the tiny demo's curriculum (64-128 px, EN).
 KIND_DEFAULTS = {"text": ("64,128,256,512,1024", "en,zh"), "words": ("64,128", "en")}
 
@@ -20,11 +22,12 @@ def _ints(value: str, option: str) -> tuple[int, ...]:
 
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the images and manifest.parquet."),
-    n: int = typer.Option(64, "--n", help="Number of T2I samples (edit pairs: half as many more)."),
+    n: int = typer.Option(64, "--n", min=1, help="Number of T2I samples (edit pairs: half as many more)."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same data."),
     kind: str = typer.Option(
         "text",
         "--kind",
+        callback=choice(*KINDS),
         help="text: posters, signs, slides, paragraphs (EN+ZH) with edits; words: one-word posters "
         "for a tiny model; shapes: coloured shapes with recolour edits.",
     ),
@@ -32,8 +35,12 @@ def synth(
         None, "--tiers", help="Resolution tiers (text kinds), e.g. 64,128 (text: 64..1024; words: 64,128)."
     ),
     langs: str = typer.Option(None, "--langs", help="Languages (text kinds): en, zh or en,zh."),
-    shard_size: int = typer.Option(1000, "--shard-size", help="Samples per shard folder (text kinds)."),
-    workers: int = typer.Option(1, "--workers", help="Processes writing shards in parallel (text kinds)."),
+    shard_size: int = typer.Option(
+        1000, "--shard-size", min=1, help="Samples per shard folder (text kinds)."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes writing shards in parallel (text kinds)."
+    ),
 ) -> None:
     """Write a procedural dataset in the shared sample schema, ready for `qwen-image2 train`.
 
@@ -49,10 +56,7 @@ def synth(
 
       qwen-image2 synth --kind shapes --out data/shapes --n 64
     """
-    if kind not in KINDS:
-        raise UserError(f"--kind {kind!r}: choose one of {', '.join(KINDS)}")
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    check_out_folder(out)
     if kind == "shapes":
         from qwen_image2.data.synthetic.shapes import write_shapes_dataset
 
@@ -61,10 +65,17 @@ def synth(
     from qwen_image2.data.synthetic.writer import TextDataConfig, write_text_dataset
 
     default_tiers, default_langs = KIND_DEFAULTS[kind]
+    tier_values = _ints(tiers or default_tiers, "--tiers")
+    if not tier_values or min(tier_values) < 1:
+        raise UserError(f"--tiers {tiers!r}: each tier must be a positive number of pixels")
+    lang_values = tuple(lang.strip() for lang in (langs or default_langs).split(",") if lang.strip())
+    if not lang_values or set(lang_values) - set(LANGS):
+        raise UserError(f"--langs {langs!r}: choose from {', '.join(LANGS)}, comma-separated")
     config = TextDataConfig(
         style="full" if kind == "text" else "words",
-        tiers=_ints(tiers or default_tiers, "--tiers"),
-        langs=tuple(lang.strip() for lang in (langs or default_langs).split(",") if lang.strip()),
+        tiers=tier_values,
+        langs=lang_values,
         shard_size=shard_size,
     )
-    typer.echo(str(write_text_dataset(out, n, seed, config, workers=max(1, workers))))
+    config.check()  # tiers and fonts, before anything is written
+    typer.echo(str(write_text_dataset(out, n, seed, config, workers=workers)))

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import typer
 
+from qwen_image2.commands.options import check_model
+
 
 def train(
     recipe: Path = typer.Argument(..., help="A training recipe (YAML), e.g. recipes/tiny.yaml."),
@@ -27,6 +29,7 @@ def train(
     from qwen_image2.training.dit.train import train as run_training
 
     config = load_config(TrainConfig, recipe, overrides or [])
+    check_model(config.model)  # a missing folder or a bad model_index.json, before anything starts
     model_dir = run_training(config)
     typer.echo(str(model_dir))
     exit_distributed_worker()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from qwen_image2.commands.options import check_model
+
 
 def train_vae(
     recipe: Path = typer.Argument(..., help="YAML recipe, e.g. recipes/vae-tiny.yaml."),
@@ -27,4 +29,5 @@ def train_vae(
     from qwen_image2.training.vae.train import train
 
     config = load_config(VAETrainConfig, recipe, overrides or [])
+    check_model(config.model)  # a missing folder or a bad model_index.json, before anything starts
     print(json.dumps(train(config), indent=2))

@@ -47,9 +47,14 @@ def read_manifest(path: str) -> list[Sample]:
     """The samples of a manifest: a curated one's passing rows, or every row of one made by `synth`."""
     import pyarrow.parquet as pq
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise UserError(f"manifest {path} does not exist; make one with `qwen-image2 curate` or `synth`")
-    curated = "passed" in pq.read_schema(path).names
+    if not Path(path).is_file():
+        raise UserError(f"manifest {path} is not a file")
+    try:
+        curated = "passed" in pq.read_schema(path).names
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise UserError(f"manifest {path} is not a parquet file ({err.__class__.__name__})") from None
     return load_samples(path, passed_only=curated)
 
 

@@ -19,6 +19,9 @@ IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
 # The report caps prompts at 1024 tokens; longer ones are refused rather than silently cut.
 MAX_PROMPT_TOKENS = 1024
 MAX_CONDITION_IMAGES = 10
+# The widest condition image: beyond 8:1 (either way) the short side is a sliver of one or two latent
+# cells at any resolution, and the long side's tokens explode.
+MAX_CONDITION_ASPECT = 8.0
 
 
 @dataclass
@@ -73,11 +76,27 @@ def chat_prompt(prompt: str, num_images: int = 0) -> str:
 
 
 def condition_image_size(width: int, height: int, resolution: int) -> tuple[int, int]:
-    """(width, height) with area about `resolution`², the input's aspect, both multiples of 32."""
+    """(width, height) with area about `resolution`², the input's aspect, both multiples of 32.
+
+    A UserError when the image is wider than MAX_CONDITION_ASPECT either way, or a side would round to
+    nothing at this resolution."""
+    if width <= 0 or height <= 0:
+        raise UserError(f"condition image of {width}x{height} pixels is empty")
     ratio = width / height
+    if max(ratio, 1 / ratio) > MAX_CONDITION_ASPECT:
+        raise UserError(
+            f"condition image of {width}x{height} pixels: aspect ratio beyond "
+            f"{MAX_CONDITION_ASPECT:g}:1; crop it closer to square"
+        )
     new_width = math.sqrt(resolution * resolution * ratio)
     new_height = new_width / ratio
-    return round(new_width / 32) * 32, round(new_height / 32) * 32
+    sides = round(new_width / 32) * 32, round(new_height / 32) * 32
+    if min(sides) < 32:
+        raise UserError(
+            f"condition image of {width}x{height} pixels at --resolution {resolution} would be "
+            f"{sides[0]}x{sides[1]}; raise --resolution or use a less elongated image"
+        )
+    return sides
 
 
 def prepare_condition_image(image: Image.Image, resolution: int) -> Image.Image:

@@ -48,11 +48,24 @@ def load_components(
     return components
 
 
+def read_model_index(index_file: Path) -> dict:
+    """A folder's `model_index.json` as a mapping; a UserError naming the file when it is not one."""
+    try:
+        index = json.loads(Path(index_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {index_file} ({err.__class__.__name__})") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{index_file} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    if not isinstance(index, dict):
+        raise UserError(f"{index_file} must be a JSON object mapping component names to classes")
+    return index
+
+
 def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Components:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise UserError(f"{folder} has no model_index.json; is it a diffusers model folder?")
-    index = json.loads(index_file.read_text())
+    index = read_model_index(index_file)
     missing = [name for name in COMPONENT_CLASSES if not (folder / name).is_dir()]
     if missing:
         raise UserError(f"{folder} lacks the component folder(s) {', '.join(missing)}")
@@ -90,6 +103,8 @@ def load_vae(
 ) -> AutoencoderKLQwenImage21:
     """A model folder (its vae/), a vae folder (config.json), or a preset built with random weights."""
     path = Path(model)
+    if (path / "model_index.json").is_file():
+        read_model_index(path / "model_index.json")
     if (path / "model_index.json").is_file() or (path / "vae" / "config.json").is_file():
         path = path / "vae"  # a full model folder, or our export without a base model
     if (path / "config.json").is_file():

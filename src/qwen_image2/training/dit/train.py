@@ -110,6 +110,7 @@ def accumulate_gradients(
 def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bottom, as one function
     rank, world, device = init_distributed()
     out = Path(config.output_dir)
+    samples = read_manifest(config.data.manifest)  # a bad manifest fails before the model loads
 
     # 1. Build the model: frozen encoder and VAE, trainable transformer (or its LoRA)
     components = load_components(config.model, device=device, seed=config.seed)
@@ -155,7 +156,6 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
         )
 
     # 4. Data: held-out samples first, then one loader per stage
-    samples = read_manifest(config.data.manifest)
     root = image_root(config.data.manifest, config.data.root)
     cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
     if cache is not None:  # made by these encoders for these buckets, else a UserError naming what differs

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from qwen_image2.config import dump_config
+from qwen_image2.errors import UserError
 from qwen_image2.metrics.fidelity import build_lpips, psnr, ssim, to_uint8
 from qwen_image2.metrics.grid import comparison_grid
 from qwen_image2.models.device import resolve_device
@@ -66,9 +67,17 @@ def build_vae_to_train(config: VAETrainConfig):
     if config.model in preset_names():
         torch.manual_seed(config.seed)
         return build_vae(dict(load_preset(config.model)["vae"], **config.architecture))
-    if config.architecture:
-        raise ValueError("architecture overrides apply to a preset (from scratch), not to saved weights")
+    check_start(config)
     return load_vae(config.model)
+
+
+def check_start(config: VAETrainConfig) -> None:
+    """What can be wrong with where training starts, before anything loads or is written."""
+    if config.model not in preset_names() and config.architecture:
+        raise UserError(
+            f"architecture overrides ({', '.join(sorted(config.architecture))}) apply to a preset "
+            f"(from scratch), not to the saved weights of model={config.model}; drop them or use a preset"
+        )
 
 
 def compute_losses(
@@ -235,7 +244,12 @@ def build_training(config: VAETrainConfig, device: torch.device):
 
 
 def finish(
-    config: VAETrainConfig, final: nn.Module, holdout: torch.Tensor, sources: list[str], step: int, skipped: dict
+    config: VAETrainConfig,
+    final: nn.Module,
+    holdout: torch.Tensor,
+    sources: list[str],
+    step: int,
+    skipped: dict,
 ) -> dict:
     """Export `final` with its latent statistics; write and return the report."""
     out = Path(config.output_dir)
@@ -256,15 +270,17 @@ def train(config: VAETrainConfig) -> dict:
     from torch.utils.tensorboard import SummaryWriter
 
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(resolve_device(config.device))
+    check_start(config)
     if config.threads:
         torch.set_num_threads(config.threads)
+
+    # 1-2. The model (VAE, alignment projection, frozen DINOv2), LPIPS, optimizer and EMA: before
+    # anything is written, so that a bad model is an error with no output folder left behind.
+    vae, model, lpips, optimizer, ema, adversary = build_training(config, device)
+    out.mkdir(parents=True, exist_ok=True)
     print(dump_config(config), file=sys.stderr)
     (out / "config.yaml").write_text(dump_config(config))
-
-    # 1-2. The model (VAE, alignment projection, frozen DINOv2), LPIPS, optimizer and EMA.
-    vae, model, lpips, optimizer, ema, adversary = build_training(config, device)
     parameters = optimizer.param_groups[0]["params"]  # the trainable ones, as build_training chose them
 
     # 3. Data: a batch is a function of (seed, step); the held-out set is fixed.
