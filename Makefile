@@ -27,11 +27,12 @@ DEMO_MODEL ?= checkpoints/tiny-demo
 DEMO_PROMPT := A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.
 DEMO_EDIT := Make the text read "WORLD" instead of "HELLO".
 # Guidance 2 against an empty prompt: the demo model's best measured setting (README, The demo model).
+# The edit conditions at the model's training side (128, from its model_index.json).
 DEMO_SAMPLING := --size 128x128 --steps 20 --seed 0 --guidance 2 --negative-prompt ''
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/qwen-image2 generate '$(DEMO_PROMPT)' --model $(DEMO_MODEL) $(DEMO_SAMPLING) --out outputs/demo/generate.png
-	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) $(DEMO_SAMPLING) --resolution 128 --out outputs/demo/edit.png
+	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) $(DEMO_SAMPLING) --out outputs/demo/edit.png
 	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png"
 
 test: $(VENV)/.installed

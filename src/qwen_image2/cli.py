@@ -4,7 +4,9 @@ Command modules import heavy libraries (torch, diffusers, ray) inside their func
 `qwen-image2 --help` and light commands start fast.
 """
 
+import os
 import sys
+import warnings
 
 import typer
 
@@ -31,10 +33,27 @@ app.add_typer(evaluate.eval_app, name="eval")
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
+# Library notices a user can do nothing about: DCP saving in one process by design, lpips calling
+# torchvision's deprecated `pretrained=`. Our own progress bars (tqdm) stay.
+QUIET_WARNINGS = (
+    "torch.distributed is disabled, unavailable or uninitialized",
+    "The parameter 'pretrained' is deprecated",
+    "Arguments other than a weight enum or `None` for 'weights' are deprecated",
+)
+
+
+def quiet_libraries() -> None:
+    """Quiet by default: known library notices filtered, transformers' weight-loading bars off."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=f".*{message}.*")
+    # Read by huggingface_hub when transformers first loads (the commands import it lazily, after this).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a `UserError` becomes one `error:` line on stderr and exit code 2; Ctrl-C one line and
     exit code 130."""
+    quiet_libraries()
     try:
         # Without standalone mode, typer returns the command's value, or the exit code of a typer.Exit,
         # and turns Ctrl-C into exit code 130: that code is the process's.

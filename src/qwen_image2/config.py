@@ -61,15 +61,38 @@ def descend(node: dict | list, key: str, following: str, text: str) -> dict | li
     return child
 
 
+def addressed(model: type[BaseModel], dotted: str) -> str:
+    """A field path as an override writes it: list items by index, e.g. 'stages.lr' -> 'stages.N.lr'."""
+    written, node = [], model
+    for name in dotted.split("."):
+        written.append(name)
+        info = node.model_fields.get(name) if isinstance(node, type) else None
+        annotation = info.annotation if info else None
+        if typing.get_origin(annotation) is list:
+            written.append("N")
+            annotation = typing.get_args(annotation)[0]
+        node = annotation
+    return ".".join(written)
+
+
+def key_hint(dotted: str, valid: list[str], model: type[BaseModel]) -> str:
+    """Where the user probably meant: the same field name elsewhere (optim.lr -> stages.N.lr), else the
+    closest spelling."""
+    leaf = dotted.rsplit(".", 1)[-1]
+    same_name = [addressed(model, v) for v in valid if v.rsplit(".", 1)[-1] == leaf and v != dotted]
+    if same_name:
+        return f"; {leaf} is set at {' or '.join(same_name)}"
+    close = difflib.get_close_matches(dotted, valid, n=1)
+    return f"; did you mean {addressed(model, close[0])}?" if close else ""
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str], model: type[BaseModel]) -> dict[str, Any]:
     valid = field_paths(model)
     for text in overrides:
         keys, value = parse_override(text)
         dotted = ".".join(k for k in keys if not k.isdigit())
         if dotted not in valid and not any(v.startswith(dotted + ".") for v in valid):
-            close = difflib.get_close_matches(dotted, valid, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise UserError(f"unknown config key {dotted!r}{hint}")
+            raise UserError(f"unknown config key {dotted!r}{key_hint(dotted, valid, model)}")
         node = data
         for key, following in zip(keys[:-1], keys[1:], strict=True):
             node = descend(node, key, following, text)

@@ -113,3 +113,19 @@ def test_guidance_without_a_negative_prompt_runs_cfg_against_the_empty_prompt(cl
     explicit = generate("explicit.png", "--guidance", "4", "--negative-prompt", "")
     plain = generate("plain.png")
     assert np.array_equal(implicit, explicit) and not np.array_equal(implicit, plain)
+
+
+def test_a_command_is_quiet_but_for_its_own_progress_and_result(tmp_path):
+    import os
+    from pathlib import Path
+
+    out = tmp_path / "poster.png"
+    args = [sys.executable, "-m", "qwen_image2", "generate", "a poster", "--model", "checkpoints/tiny-demo"]
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [*args, "--steps", "2", "--out", str(out)], capture_output=True, text=True, cwd=root, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    assert "Loading weights" not in result.stderr and "Warning" not in result.stderr

@@ -184,7 +184,7 @@ def test_eval_text_command_on_the_tiny_preset_writes_json_and_sheet(tmp_path, ca
     assert result["samples"] == len(generation) == 1
     assert result["word_accuracy"] == pytest.approx(np.mean([r["word_accuracy"] for r in generation]))
     assert result["edits"]["samples"] == 1 and "unchanged_psnr" in result["edits"]
-    assert len(result["per_sample"]) == 2 and out.with_suffix(".png").is_file()
+    assert len(result["per_sample"]) == 2 and out.with_name(f"{out.stem}.sheet.png").is_file()
     assert '"word_accuracy"' in capsys.readouterr().out
 
 
@@ -199,3 +199,25 @@ def test_guidance_reaches_the_pipeline_and_changes_the_image():
         for cfg in ((1.0, None), (4.0, ""), (1.0, None))
     )
     assert np.array_equal(plain, again) and np.abs(plain - guided).max() > 0
+
+
+def test_eval_text_out_ending_in_png_keeps_the_json_and_the_sheet_apart(tmp_path, cli):
+    out = tmp_path / "x.png"
+    args = [
+        "eval",
+        "text",
+        "--model",
+        "tiny",
+        "--limit",
+        "1",
+        "--steps",
+        "1",
+        "--size",
+        "64",
+        "--out",
+        str(out),
+    ]
+    code, captured = cli(args)
+    assert code == 0, captured.err
+    assert json.loads(out.read_text())["samples"] == 1
+    assert Image.open(tmp_path / "x.sheet.png").format == "PNG"

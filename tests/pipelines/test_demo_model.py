@@ -51,8 +51,7 @@ def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     common = ["--model", str(DEMO), *shlex.split(makefile_value("DEMO_SAMPLING"))]
     for args in (
         ["generate", makefile_value("DEMO_PROMPT"), *common, "--out", str(generated)],
-        ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--resolution", "128"]
-        + ["--out", str(edited)],
+        ["edit", makefile_value("DEMO_EDIT"), "--image", str(generated), *common, "--out", str(edited)],
     ):
         code, captured = cli(args)
         assert code == 0, captured.err
@@ -65,3 +64,32 @@ def test_make_demo_commands_write_a_poster_and_its_edit(tmp_path, cli):
     # The bundled model spells both words (Tesseract, as `eval text` reads them).
     assert read_text(Image.open(generated), "en", single_line=True) == "HELLO"
     assert read_text(Image.open(edited), "en", single_line=True) == "WORLD"
+
+
+def test_sampling_defaults_come_from_the_side_the_model_was_trained_at(tmp_path, cli):
+    """The demo model's folder says 128: generate and edit without --size or --resolution work at 128, not
+    at stock diffusers' 1024 (minutes of noise on this model)."""
+    from qwen_image2.models.loading import load_components, training_resolution_of
+
+    assert training_resolution_of(DEMO) == 128 and training_resolution_of("tiny") == 1024
+    assert load_components(DEMO).training_resolution == 128
+    poster, edited = tmp_path / "poster.png", tmp_path / "edited.png"
+    code, captured = cli(["generate", "a poster", "--model", str(DEMO), "--steps", "1", "--out", str(poster)])
+    assert code == 0, captured.err
+    assert Image.open(poster).size == (128, 128)
+    code, captured = cli(
+        [
+            "edit",
+            "change it",
+            "--image",
+            str(poster),
+            "--model",
+            str(DEMO),
+            "--steps",
+            "1",
+            "--out",
+            str(edited),
+        ]
+    )
+    assert code == 0, captured.err
+    assert Image.open(edited).size == (128, 128)

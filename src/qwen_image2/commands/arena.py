@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import check_out_file, choice
+from qwen_image2.commands.options import check_out_file, choice, picture_beside
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
@@ -64,7 +64,9 @@ def ratings(
         ..., help="JSON-lines votes: {model_a, model_b, winner[, board, category, voter, prompt]}."
     ),
     out: Path = typer.Option(..., "--out", help="Where to write the ratings JSON."),
-    plot: Path | None = typer.Option(None, "--plot", help="Leaderboard PNG; default: OUT with .png."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Leaderboard PNG; default: NAME.leaderboard.png beside OUT."
+    ),
     bootstrap: int = typer.Option(100, "--bootstrap", min=0, help="Bootstrap rounds for the 95% intervals."),
     anchor: str | None = typer.Option(
         None, "--anchor", help="MODEL=RATING: pin one model's rating (default: mean 1000)."
@@ -102,7 +104,7 @@ def ratings(
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(boards.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    png = save_leaderboard_png(boards.flat(), plot or out.with_suffix(".png"))
+    png = save_leaderboard_png(boards.flat(), plot or picture_beside(out, "leaderboard"))
     print(json.dumps({**boards.summary(), "out": str(out), "plot": str(png)}, ensure_ascii=False))
 
 

@@ -17,6 +17,7 @@ from qwen_image2.commands.options import (
     check_out_file,
     choice,
     load_pipeline,
+    picture_beside,
 )
 from qwen_image2.errors import UserError
 from qwen_image2.evaluation.vae_report import BENCHMARKS
@@ -174,8 +175,14 @@ def text(
         "--prompts",
         help="JSONL prompt set; repeat for several (default: the held-out EN words and word edits).",
     ),
-    out: Path = typer.Option(Path("text_eval.json"), "--out", "-o", help="JSON to write (+ .png sheet)."),
-    size: int = typer.Option(128, "--size", help="Output side in pixels (edits: the source's aspect)."),
+    out: Path = typer.Option(
+        Path("text_eval.json"), "--out", "-o", help="JSON to write (+ NAME.sheet.png beside it)."
+    ),
+    size: int = typer.Option(
+        None,
+        "--size",
+        help="Output side in pixels (edits: the source's aspect); default: the model's training side.",
+    ),
     steps: int = typer.Option(20, "--steps", min=1, help="Denoising steps."),
     guidance: float = GUIDANCE,
     negative_prompt: str = NEGATIVE_PROMPT,
@@ -207,11 +214,13 @@ def text(
         save_sheet,
     )
     from qwen_image2.metrics.ocr import check_tesseract
+    from qwen_image2.models.loading import training_resolution_of
 
-    if size <= 0 or size % 32:
-        raise UserError(f"--size {size}: must be a positive multiple of 32")
     check_device(device, dtype)
     check_model(model)
+    size = size or training_resolution_of(model)
+    if size <= 0 or size % 32:
+        raise UserError(f"--size {size}: must be a positive multiple of 32")
     check_out_file(out)
     files = list(prompts or default_prompt_files())
     entries = [e for f in files for e in (load_prompts(f)[:limit] if limit > 0 else load_prompts(f))]
@@ -232,6 +241,6 @@ def text(
     } | result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    sheet = save_sheet(shown, out.with_suffix(".png"))
+    sheet = save_sheet(shown, picture_beside(out, "sheet"))
     print(json.dumps({k: v for k, v in result.items() if k != "per_sample"}, indent=2, ensure_ascii=False))
     typer.echo(f"wrote {out}, {sheet}", err=True)

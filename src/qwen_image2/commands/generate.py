@@ -28,7 +28,9 @@ from qwen_image2.errors import UserError
 def generate(
     prompt: str = typer.Argument(..., help="What to draw; put text to render in quotes."),
     model: str = MODEL,
-    size: str = typer.Option("1024x1024", "--size", help="WIDTHxHEIGHT in pixels, multiples of 32."),
+    size: str = typer.Option(
+        None, "--size", help="WIDTHxHEIGHT, multiples of 32; default: the model's training side, squared."
+    ),
     steps: int = STEPS,
     seed: int = SEED,
     guidance: float = GUIDANCE,
@@ -49,8 +51,10 @@ def generate(
 
       qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
     """
-    width, height = parse_size(size)
+    from qwen_image2.models.loading import training_resolution_of
+
     _check(model, out, device, dtype)
+    width, height = parse_size(size) if size else (training_resolution_of(model),) * 2
     settings = dict(
         steps=steps,
         seed=seed,
@@ -72,10 +76,10 @@ def edit(
         None, "--size", help="WIDTHxHEIGHT; default: the last image's aspect at --resolution²."
     ),
     resolution: int = typer.Option(
-        1024,
+        None,
         "--resolution",
         min=32,
-        help="Condition images are resized to this area² (1024 as stock; a model trained at 128 px: 128).",
+        help="Condition images are resized to this area²; default: the model's training side (else 1024).",
     ),
     steps: int = STEPS,
     seed: int = SEED,
@@ -98,9 +102,11 @@ def edit(
     if len(image) > 10:
         raise UserError(f"{len(image)} images given; at most 10 condition images are supported")
     from qwen_image2.models.conditioning import condition_image_size
+    from qwen_image2.models.loading import training_resolution_of
 
     width, height = parse_size(size) if size else (None, None)
     _check(model, out, device, dtype)
+    resolution = resolution or training_resolution_of(model)
     images = [read_image(path) for path in image]
     for path, picture in zip(image, images, strict=True):
         try:
@@ -143,7 +149,7 @@ def run(
     no_kv_cache,
     device,
     dtype,
-    resolution=1024,
+    resolution=None,
 ) -> None:
     """Validate, load, generate, write PNGs; prints where they are."""
     if steps < 1:

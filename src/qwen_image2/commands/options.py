@@ -137,3 +137,9 @@ def parse_size(size: str) -> tuple[int, int]:
     if width * height > MAX_PIXELS:
         raise UserError(f"--size {size}: at most {MAX_PIXELS:,} pixels (4096x4096), got {width * height:,}")
     return width, height
+
+
+def picture_beside(out: Path, kind: str) -> Path:
+    """Where a job's picture goes beside its JSON `out`: its own name (`text.sheet.png` beside `text.json`),
+    so that an `--out` ending in .png never has the JSON overwritten by the picture."""
+    return out.with_name(f"{out.stem}.{kind}.png")

@@ -10,7 +10,8 @@ from qwen_image2.errors import UserError
 
 @dataclass
 class Components:
-    """Everything generation, editing and training read. `sample_sigmas` is a distilled model's fixed grid."""
+    """Everything generation, editing and training read. `sample_sigmas` is a distilled model's fixed grid;
+    `training_resolution` the side (pixels) a model was trained at, the default of sampling it."""
 
     transformer: QwenImage21Transformer2DModel
     vae: AutoencoderKLQwenImage21
@@ -18,6 +19,7 @@ class Components:
     processor: Qwen3VLProcessor
     scheduler: FlowMatchEulerDiscreteScheduler
     sample_sigmas: list[float] | None = None
+    training_resolution: int | None = None
 
     def pipeline_parts(self) -> dict:
         """The five library parts by the names `diffusers.QwenImage21Pipeline(...)` takes them."""

@@ -17,6 +17,8 @@ from qwen_image2.models.components import Components
 from qwen_image2.models.presets import build_components, build_vae, load_preset, preset_names
 
 PIPELINE_CLASS = "QwenImage21Pipeline"
+# model_index.json keys starting with "_" are private: stock diffusers drops them without a warning.
+TRAINING_RESOLUTION = "_training_resolution"
 COMPONENT_CLASSES = {
     "scheduler": ("diffusers", FlowMatchEulerDiscreteScheduler),
     "vae": ("diffusers", AutoencoderKLQwenImage21),
@@ -61,6 +63,15 @@ def read_model_index(index_file: Path) -> dict:
     return index
 
 
+def training_resolution_of(model: str | Path, default: int = 1024) -> int:
+    """The side a model folder says it was trained at (its exported `_training_resolution`), read without
+    loading any weights; `default` (stock diffusers' 1024) for presets and folders that do not say."""
+    index_file = Path(model) / "model_index.json"
+    if not index_file.is_file():
+        return default
+    return int(read_model_index(index_file).get(TRAINING_RESOLUTION) or default)
+
+
 def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Components:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
@@ -82,6 +93,7 @@ def load_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Components:
         processor=Qwen3VLProcessor.from_pretrained(folder / "processor"),
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler"),
         sample_sigmas=index.get("sample_sigmas"),
+        training_resolution=index.get(TRAINING_RESOLUTION),
     )
 
 
@@ -94,6 +106,8 @@ def save_components(components: Components, folder: str | Path) -> Path:
         getattr(components, name).save_pretrained(folder / name)
         index[name] = [library, cls.__name__]
     index["sample_sigmas"] = components.sample_sigmas
+    if components.training_resolution is not None:
+        index[TRAINING_RESOLUTION] = components.training_resolution
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return folder
 

@@ -31,6 +31,7 @@ from qwen_image2.models.latents import decode_latents, encode_images, pack, unpa
 from qwen_image2.models.loading import load_components, save_components
 
 VAE_SCALE = 16  # one latent cell = 16x16 pixels
+DEFAULT_RESOLUTION = 1024  # what stock diffusers conditions and generates at
 SIZE_MULTIPLE = 32  # one encoder image slot = 2x2 latent cells
 
 
@@ -53,7 +54,16 @@ class QwenImage2Pipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
 
-    def __init__(self, scheduler, vae, text_encoder, processor, transformer, sample_sigmas=None):
+    def __init__(
+        self,
+        scheduler,
+        vae,
+        text_encoder,
+        processor,
+        transformer,
+        sample_sigmas=None,
+        training_resolution=None,
+    ):
         super().__init__()
         self.register_modules(
             scheduler=scheduler,
@@ -63,6 +73,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
             transformer=transformer,
         )
         self.register_to_config(sample_sigmas=sample_sigmas)
+        self.training_resolution = training_resolution  # not in the config: stock pipelines take no such key
         self.image_processor = VaeImageProcessor(
             vae_scale_factor=VAE_SCALE, vae_latent_channels=vae.config.z_dim
         )
@@ -76,6 +87,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
             processor=components.processor,
             transformer=components.transformer,
             sample_sigmas=components.sample_sigmas,
+            training_resolution=components.training_resolution,
         )
 
     @classmethod
@@ -94,6 +106,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
             self.processor,
             self.scheduler,
             self.config.sample_sigmas,
+            self.training_resolution,
         )
 
     def save_pretrained(self, folder: str | Path, **options) -> Path:
@@ -123,7 +136,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         sigmas: list[float] | None = None,
-        resolution: int = 1024,
+        resolution: int | None = None,
         use_kv_cache: bool = True,
         output_type: str = "pil",
         callback: Callable[[int, float, torch.Tensor], None] | None = None,
@@ -133,6 +146,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
         Args:
             prompt: one prompt or a batch of B prompts (edits: the instruction).
             image: condition images; each is resized by area to `resolution`² at multiples of 32.
+            resolution: default the side the model was trained at (`training_resolution`), else 1024.
             width, height: output size in pixels, multiples of 32; default `resolution`², or for an edit the
                 last condition image's aspect at that area.
             num_inference_steps: Euler steps on the published dynamic-shift schedule (ignored with `sigmas`
@@ -145,6 +159,7 @@ class QwenImage2Pipeline(DiffusionPipeline):
             callback: called after each step as `callback(step_index, sigma, latents)`.
         """
         # 1. Check inputs
+        resolution = resolution or self.training_resolution or DEFAULT_RESOLUTION
         prompts, images, width, height = self.check_inputs(
             prompt, image, width, height, num_inference_steps, resolution
         )

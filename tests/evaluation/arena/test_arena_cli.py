@@ -56,8 +56,10 @@ def test_ratings_writes_a_list_per_board_and_category_and_a_png(tmp_path, capsys
         assert set(row) == {"model", "rating", "ci_low", "ci_high", "votes"}
         assert row["ci_low"] <= row["rating"] <= row["ci_high"]
     summary = json.loads(stdout)
-    assert summary["votes_read"] == 3000 and summary["plot"] == str(out.with_suffix(".png"))
-    with Image.open(out.with_suffix(".png")) as png:
+    assert summary["votes_read"] == 3000 and summary["plot"] == str(
+        out.with_name(f"{out.stem}.leaderboard.png")
+    )
+    with Image.open(out.with_name(f"{out.stem}.leaderboard.png")) as png:
         assert png.format == "PNG" and png.width > 400
 
 
@@ -159,3 +161,13 @@ def test_import_and_export_with_a_bad_store_are_one_error_line_and_exit_2(cli, t
     code, captured = cli(["arena", *args, "--db", "nosuchdb://x"])
     assert code == 2 and one_error_line(captured.err), captured.err
     assert captured.err.startswith("error: --db nosuchdb://x")
+
+
+def test_ratings_out_ending_in_png_keeps_the_json_and_the_picture_apart(tmp_path, capsys):
+    votes, out = tmp_path / "votes.jsonl", tmp_path / "r.png"
+    synthetic_votes(votes)
+    code, stdout, _ = run(capsys, "arena", "ratings", str(votes), "--out", str(out), "--bootstrap", "5")
+    assert code == 0
+    assert set(json.loads(out.read_text())) >= {"t2i", "edit"}  # still the JSON
+    with Image.open(tmp_path / "r.leaderboard.png") as png:
+        assert png.format == "PNG"

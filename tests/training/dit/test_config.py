@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from qwen_image2.config import Section, dump_config, load_config
@@ -38,6 +40,14 @@ def test_unknown_override_names_the_closest_key():
         load_config(Job, None, ["optim.lrr=1"])
 
 
+def test_a_field_set_elsewhere_is_pointed_to_where_it_lives():
+    from qwen_image2.training.dit.config import TrainConfig
+
+    recipe = Path(__file__).resolve().parents[3] / "recipes" / "tiny.yaml"
+    with pytest.raises(UserError, match=r"'optim.lr'; lr is set at stages\.N\.lr$"):
+        load_config(TrainConfig, recipe, ["optim.lr=1e-3"])
+
+
 def test_unknown_key_in_recipe_names_it(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("max_stpes: 5\n")
@@ -68,7 +78,7 @@ def test_list_items_are_overridden_by_index(tmp_path):
     assert [s.lr for s in config.stages] == [1e-4, 0.5]
     with pytest.raises(UserError, match="no item 2"):
         load_config(Job, recipe, ["stages.2.lr=0.5"])
-    with pytest.raises(UserError, match="did you mean stages.lr"):
+    with pytest.raises(UserError, match="did you mean stages.N.lr"):
         load_config(Job, recipe, ["stages.1.lrr=0.5"])
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from qwen_image2.config import load_config
 from qwen_image2.errors import UserError
-from qwen_image2.models.loading import load_components
+from qwen_image2.models.loading import load_components, training_resolution_of
 from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 from qwen_image2.training.checkpoint import latest_checkpoint
 from qwen_image2.training.dit.config import TrainConfig
@@ -43,6 +43,7 @@ def test_tiny_recipe_runs_all_stages_and_exports_a_model_stock_diffusers_loads(t
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 70
+    assert training_resolution_of(out / "model") == 128  # the last stage's side: sampling's default
     # The exported folder works in our CLI and in stock diffusers.
     generated = run_cli(
         "generate",
@@ -174,7 +175,18 @@ def test_bucket_batch_that_cannot_be_split_names_the_bucket(small_recipe, tmp_pa
         train(config)
 
 
-def test_activation_checkpointing_matches_and_bf16_trains(small_recipe, tmp_path):
+def test_activation_checkpointing_matches_and_bf16_trains(small_recipe, tmp_path, monkeypatch):
+    import qwen_image2.diffusion.loss as loss_module
+
+    seen = []  # the dtype of every velocity the loss received: what the transformer computed in
+    velocity = loss_module.target_velocity
+
+    def recording(*args, **kwargs):
+        prediction = velocity(*args, **kwargs)
+        seen.append(prediction.dtype)
+        return prediction
+
+    monkeypatch.setattr(loss_module, "target_velocity", recording)
     base = ["max_steps=2", "ema.enabled=false"]
     plain = train(load_config(TrainConfig, small_recipe, [*base, f"output_dir={tmp_path / 'plain'}"]))
     checkpointed = train(
@@ -185,6 +197,8 @@ def test_activation_checkpointing_matches_and_bf16_trains(small_recipe, tmp_path
         )
     )
     assert losses(plain.parent) == pytest.approx(losses(checkpointed.parent), rel=1e-6)
+    assert seen and set(seen) == {torch.float32}
+    seen.clear()
     bf16 = train(
         load_config(
             TrainConfig,
@@ -192,4 +206,6 @@ def test_activation_checkpointing_matches_and_bf16_trains(small_recipe, tmp_path
             [*base, f"output_dir={tmp_path / 'bf16'}", "parallel.mixed_precision=bf16"],
         )
     )
+    assert seen and set(seen) == {torch.bfloat16}  # the forward ran under bf16 autocast
     assert losses(bf16.parent) == pytest.approx(losses(plain.parent), rel=0.05)
+    assert losses(bf16.parent) != losses(plain.parent)

@@ -151,8 +151,11 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     step = int(progress["step"])
     log = RunLog(out, enabled=is_main(), resume_step=step)
     if is_main():
+        # The resolved recipe goes to the run folder, not the terminal: one line says where.
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(config))
         print(
-            f"{'resuming from ' + str(resume_from) if resume_from else 'starting'}; config:\n{dump_config(config)}"
+            f"{'resuming from ' + str(resume_from) if resume_from else 'starting'}; config: {out / 'config.yaml'}"
         )
 
     # 4. Data: held-out samples first, then one loader per stage
@@ -249,8 +252,10 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
     bar.close()
     if loader:
         loader.close()
+    # The folder says the side it was trained at: generate, edit and eval text default to it.
+    trained = replace(components, training_resolution=config.stages[-1].resolution)
     model_dir = export_model(
-        components, transformer, ema if config.export_ema else None, config.lora, out / "model"
+        trained, transformer, ema if config.export_ema else None, config.lora, out / "model"
     )
     log.finish(model_dir)
     return model_dir

@@ -279,8 +279,8 @@ def train(config: VAETrainConfig) -> dict:
     # anything is written, so that a bad model is an error with no output folder left behind.
     vae, model, lpips, optimizer, ema, adversary = build_training(config, device)
     out.mkdir(parents=True, exist_ok=True)
-    print(dump_config(config), file=sys.stderr)
-    (out / "config.yaml").write_text(dump_config(config))
+    (out / "config.yaml").write_text(dump_config(config))  # the resolved recipe, not printed whole
+    print(f"config: {out / 'config.yaml'}", file=sys.stderr)
     parameters = optimizer.param_groups[0]["params"]  # the trainable ones, as build_training chose them
 
     # 3. Data: a batch is a function of (seed, step); the held-out set is fixed.
