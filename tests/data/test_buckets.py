@@ -1,6 +1,7 @@
 from collections import Counter
 
 import pytest
+import torch
 
 from qwen_image2.data.buckets import Bucket, MixtureSampler, bucket_size, nearest_bucket
 from qwen_image2.training.dit.config import Stage
@@ -57,3 +58,16 @@ def test_stages_and_learning_rate_schedule():
     assert learning_rate(stages[1], 0) == pytest.approx(0.5) and learning_rate(
         stages[1], 10
     ) == pytest.approx(0)
+
+
+def test_per_step_draws_come_from_seed_step_and_stream_alone():
+    from qwen_image2.seeding import Stream, stage_seed, step_generator, step_rng
+
+    assert step_rng(0, 5, Stream.BATCH).random() == step_rng(0, 5, Stream.BATCH).random()
+    draws = {step_rng(0, 5, stream).random() for stream in Stream}
+    assert len(draws) == len(Stream)  # streams of one step never share numbers
+    assert step_rng(0, 5, Stream.NOISE).random() != step_rng(0, 6, Stream.NOISE).random()
+    assert step_rng(0, 5, Stream.NOISE).random() != step_rng(1, 5, Stream.NOISE).random()
+    a, b = step_generator(3, 7, Stream.NOISE), step_generator(3, 7, Stream.NOISE)
+    assert torch.equal(torch.randn(4, generator=a), torch.randn(4, generator=b))
+    assert len({stage_seed(0, index) for index in range(8)}) == 8

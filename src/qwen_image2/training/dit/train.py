@@ -22,7 +22,7 @@ from qwen_image2.diffusion.loss import draw_sigmas_and_noise, flow_matching_loss
 from qwen_image2.models.conditioning import Conditions, encode_empty_prompt
 from qwen_image2.models.encoding import SampleEncoding, TrainingSample, encode_sample, stack_encodings
 from qwen_image2.models.loading import load_components
-from qwen_image2.seeding import Stream, step_generator, step_rng
+from qwen_image2.seeding import Stream, stage_seed, step_generator, step_rng
 from qwen_image2.training.checkpoint import (
     ModelAndOptimizer,
     latest_checkpoint,
@@ -196,7 +196,7 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
                 samples,
                 root,
                 stage,
-                seed=config.seed * 1000 + stage_index,
+                seed=stage_seed(config.seed, stage_index),
                 rank=rank,
                 world=world,
                 grad_accum=config.parallel.grad_accum,
