@@ -1,7 +1,9 @@
 """One SQLAlchemy engine for every store (arena, serving, flywheel): a SQLite file by default, PostgreSQL
 by URL, the same tables on both."""
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from pathlib import Path
+
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
@@ -16,11 +18,21 @@ def normalize_db_url(url: str) -> str:
     return url
 
 
-def open_engine(url: str, metadata: MetaData) -> Engine:
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for other databases and for in-memory SQLite)."""
+    database = make_url(normalize_db_url(url)).database if url.startswith("sqlite") else None
+    return Path(database) if database and database != ":memory:" else None
+
+
+def open_engine(url: str, metadata: MetaData, must_exist: bool = False) -> Engine:
     """An engine for `url` with `metadata`'s tables created if missing; a UserError naming the URL when it
-    is malformed, names an unknown database kind, or cannot be reached."""
+    is malformed, names an unknown database kind, or cannot be reached. `must_exist`: a job that only
+    reads (an export) refuses a SQLite file that is not there instead of creating an empty store."""
     url = normalize_db_url(url)
     try:
+        file = sqlite_file(url)
+        if must_exist and file is not None and not file.is_file():
+            raise UserError(f"--db {url}: no such database file {file}")
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)

@@ -3,6 +3,7 @@ and nothing written (the run happens in an empty folder, compared before and aft
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -27,6 +28,8 @@ def files(tmp_path, monkeypatch):
     (root / "file.txt").write_text("a file, not a folder")
     (root / "votes.jsonl").write_text("this is not json\n")
     (root / "manifest.parquet").write_text("not parquet at all")
+    row = {"id": "a", "path": "images/good.png", "caption": "x", "task": "t2i", "conditions": []}
+    pd.DataFrame([{**row, "width": 64, "height": 64, "passed": True}]).to_parquet(root / "good.parquet")
     (root / "prompts.jsonl").write_text('{"prompt": "x"')
     bad_model = root / "bad-model"
     bad_model.mkdir()
@@ -45,6 +48,7 @@ def files(tmp_path, monkeypatch):
         "file": root / "file.txt",
         "votes": root / "votes.jsonl",
         "manifest": root / "manifest.parquet",
+        "good_manifest": root / "good.parquet",
         "prompts": root / "prompts.jsonl",
         "bad_model": bad_model,
         "vae": vae,
@@ -154,6 +158,12 @@ CASES = [
     ("train-manifest-missing", [*TRAIN, "data.manifest={missing}"], "does not exist"),
     ("train-model-index-malformed", [*TRAIN, "model={bad_model}"], "model_index.json"),
     ("train-override-not-key-value", [*TRAIN, "nonsense"], "nonsense"),
+    (
+        "train-cache-dir-missing",
+        [*TRAIN, "data.manifest={good_manifest}", "data.cache_dir={missing_dir}"],
+        "data.cache_dir",
+    ),
+    ("train-misplaced-key", [*TRAIN, "optim.lr=1e-3"], "stages.N.lr"),
     ("train-vae-recipe-missing", ["train-vae", "{missing}"], "does not exist"),
     (
         "train-vae-architecture-on-saved-weights",
@@ -225,6 +235,11 @@ CASES = [
         "--board",
     ),
     ("arena-export-out-is-a-folder", ["arena", "export", "--out", "{images}"], "is a folder"),
+    (
+        "arena-export-db-missing-file",
+        ["arena", "export", "--out", "{out}/v.jsonl", "--db", "sqlite:///{missing_dir}/arena.db"],
+        "no such database file",
+    ),
     ("arena-export-out-under-a-file", ["arena", "export", "--out", "{file}/v.jsonl"], "is not a folder"),
     ("arena-ratings-votes-missing", [*RATINGS[:2], "{missing}", *RATINGS[3:]], "missing.png"),
     ("arena-ratings-votes-malformed", RATINGS, "votes.jsonl"),

@@ -37,12 +37,12 @@ def _one_line_store_errors():
         raise UserError(" ".join(str(err).split())) from None
 
 
-def _open_store(db: str):
-    """Engine and session factory for `db`."""
+def _open_store(db: str, must_exist: bool = False):
+    """Engine and session factory for `db` (`must_exist`: for a job that only reads the store)."""
     from qwen_image2.evaluation.arena.storage import build_engine, build_sessionmaker
 
     with _one_line_store_errors():
-        engine = build_engine(db)
+        engine = build_engine(db, must_exist)
     return engine, build_sessionmaker(engine)
 
 
@@ -217,7 +217,7 @@ def export(
     from qwen_image2.evaluation.arena.votes import vote_to_json
 
     check_out_file(out)
-    engine, sessions = _open_store(db)
+    engine, sessions = _open_store(db, must_exist=True)
     with sessions() as session:
         votes = collect_votes(session, include_banned)
     engine.dispose()

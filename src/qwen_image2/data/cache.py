@@ -233,6 +233,9 @@ class CacheReader:
 
     def __init__(self, folder: str | Path, open_shards: int = 256):
         self.folder = Path(folder)
+        if not self.folder.is_dir():
+            what = "is not a folder" if self.folder.exists() else "does not exist"
+            raise UserError(f"data.cache_dir {self.folder} {what}; make it with `qwen-image2 cache`")
         if not (self.folder / INDEX).is_file():
             raise UserError(
                 f"data.cache_dir {self.folder} holds no {INDEX}; make it with `qwen-image2 cache`"

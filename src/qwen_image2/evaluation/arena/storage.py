@@ -142,6 +142,6 @@ class VoteRow(Base):
     battle: Mapped[Battle] = relationship()
 
 
-def build_engine(url: str = DEFAULT_DB_URL) -> Engine:
-    """An engine for `url` with the arena's tables created if missing."""
-    return open_engine(url, Base.metadata)
+def build_engine(url: str = DEFAULT_DB_URL, must_exist: bool = False) -> Engine:
+    """An engine for `url` with the arena's tables created if missing (`must_exist`: a reader's)."""
+    return open_engine(url, Base.metadata, must_exist)

@@ -110,7 +110,9 @@ def accumulate_gradients(
 def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bottom, as one function
     rank, world, device = init_distributed()
     out = Path(config.output_dir)
-    samples = read_manifest(config.data.manifest)  # a bad manifest fails before the model loads
+    # A bad manifest or cache folder fails before the model loads.
+    samples = read_manifest(config.data.manifest)
+    cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
 
     # 1. Build the model: frozen encoder and VAE, trainable transformer (or its LoRA)
     components = load_components(config.model, device=device, seed=config.seed)
@@ -160,7 +162,6 @@ def train(config: TrainConfig) -> Path:  # noqa: C901 - the loop reads top to bo
 
     # 4. Data: held-out samples first, then one loader per stage
     root = image_root(config.data.manifest, config.data.root)
-    cache = CacheReader(config.data.cache_dir) if config.data.cache_dir else None
     if cache is not None:  # made by these encoders for these buckets, else a UserError naming what differs
         cache.check(components, [(b.width, b.height) for s in config.stages for b in stage_buckets(s)])
     # Read only with cached samples, which load on the CPU: it stays there until the batch moves.
