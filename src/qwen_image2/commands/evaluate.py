@@ -218,7 +218,7 @@ def text(
 
     check_device(device, dtype)
     check_model(model)
-    size = size or training_resolution_of(model)
+    size = training_resolution_of(model) if size is None else size
     if size <= 0 or size % 32:
         raise UserError(f"--size {size}: must be a positive multiple of 32")
     check_out_file(out)

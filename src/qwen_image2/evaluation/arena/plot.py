@@ -41,7 +41,11 @@ def _draw_slice(axis, name: str, rows: list[Rating]) -> None:
         return
     ys = list(range(len(rows)))
     ratings = [row.rating for row in rows]
-    errors = [[row.rating - row.ci_low for row in rows], [row.ci_high - row.rating for row in rows]]
+    # A percentile interval from few bootstrap rounds need not contain the point estimate: no negative bar.
+    errors = [
+        [max(0.0, row.rating - row.ci_low) for row in rows],
+        [max(0.0, row.ci_high - row.rating) for row in rows],
+    ]
     axis.errorbar(ratings, ys, xerr=errors, fmt="o", color="#1f5fa8", ecolor="#7aa6d6", capsize=4)
     for y, row in zip(ys, rows, strict=True):
         axis.annotate(
