@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,6 +144,18 @@ class VoteRow(Base):
     battle: Mapped[Battle] = relationship()
 
 
+# Columns added since the first stores were made: (table, column) -> SQL type with a default for old rows.
+ADDED_COLUMNS = {("arena_votes", "client_hash"): "VARCHAR(64) NOT NULL DEFAULT ''"}
+
+
 def build_engine(url: str = DEFAULT_DB_URL, must_exist: bool = False) -> Engine:
-    """An engine for `url` with the arena's tables created if missing (`must_exist`: a reader's)."""
-    return open_engine(url, Base.metadata, must_exist)
+    """An engine for `url` with the arena's tables created if missing (`must_exist`: a reader's), and the
+    columns added since an older store was made (its rows keep their values; new columns get defaults)."""
+    engine = open_engine(url, Base.metadata, must_exist)
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for (table, column), sql_type in ADDED_COLUMNS.items():
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+                connection.execute(text(f"CREATE INDEX ix_{table}_{column} ON {table} ({column})"))
+    return engine
