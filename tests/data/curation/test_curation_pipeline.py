@@ -203,3 +203,18 @@ def test_resume_with_other_settings_or_stage_is_refused(tiered, tmp_path):
         curate([str(corpus)], tmp_path / "out", settings=other, workers=0, progress=False)
     with pytest.raises(UserError, match="--rethreshold"):
         curate([str(corpus)], tmp_path / "out", "s3-512p", settings=settings, workers=0, progress=False)
+
+
+def test_a_manifest_from_an_older_release_rethresholds(tiered, tmp_path):
+    """Columns added since (the rotated-copy hashes, the pair change, `retryable`) read as nulls."""
+    import pyarrow.parquet as pq
+
+    corpus, settings = tiered
+    base = curate([str(corpus)], tmp_path / "s1", "s1-256p", settings, workers=0, progress=False)
+    table = pq.read_table(base.manifest)
+    old = table.drop_columns(["phash_dihedral", "pair_change", "retryable"])
+    old_manifest = tmp_path / "old" / "manifest.parquet"
+    old_manifest.parent.mkdir()
+    pq.write_table(old.replace_schema_metadata(table.schema.metadata), old_manifest)
+    redone = rethreshold(old_manifest, "s1-256p")
+    assert len(read_manifest(redone.manifest)) == table.num_rows

@@ -92,6 +92,17 @@ def write_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> N
     os.replace(tmp, path)
 
 
+def read_part(path: Path) -> pa.Table:
+    """A part or manifest as PART_SCHEMA: the columns a file written by an older release lacks (scores
+    added since, `retryable`) come back as nulls, which every filter keeps and no rerun retries."""
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[name for name in PART_SCHEMA.names if name in present])
+    for field in PART_SCHEMA:
+        if field.name not in present:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(PART_SCHEMA.names).cast(PART_SCHEMA)
+
+
 def read_metadata(path: Path) -> dict:
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}

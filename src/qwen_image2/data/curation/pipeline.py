@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.config import RunSettings, StageThresholds, stage_thresholds
 from qwen_image2.data.curation.decide import clip_embeddings, decide
-from qwen_image2.data.curation.manifest import DECISION_FIELDS, PART_SCHEMA, read_metadata, write_atomic
+from qwen_image2.data.curation.manifest import DECISION_FIELDS, read_metadata, read_part, write_atomic
 from qwen_image2.data.curation.report import write_report
 from qwen_image2.data.curation.sources import list_shards
 from qwen_image2.errors import UserError
@@ -63,6 +63,8 @@ def _finished(part: Path) -> bool:
     whole shard is redone, so the retried rows take their place in source order."""
     if not part.exists():
         return False
+    if "retryable" not in pq.read_schema(part).names:  # written before reads were retried: final
+        return True
     retryable = pq.read_table(part, columns=["retryable"]).column("retryable")
     return not pc.any(retryable).as_py()
 
@@ -154,7 +156,7 @@ def curate(
     used = run_shards(todo, settings.model_dump_json(), str(parts), workers, batch_size, on_done, ray_address)
     seconds = time.perf_counter() - start
     bar.close()
-    table = pa.concat_tables([pq.read_table(parts / f"{s.id}.parquet", schema=PART_SCHEMA) for s in shards])
+    table = pa.concat_tables([read_part(parts / f"{s.id}.parquet") for s in shards])
     throughput = {
         "seconds": seconds,
         "rows_processed": processed["rows"],
@@ -181,6 +183,6 @@ def rethreshold(
     if out.resolve() == manifest.parent.resolve():
         raise UserError(f"--out {out} holds the manifest being re-thresholded; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
-    table = pq.read_table(manifest, columns=PART_SCHEMA.names).cast(PART_SCHEMA)
+    table = read_part(manifest)
     throughput = {"rethreshold_of": str(manifest), "rows_processed": 0, "workers": 0}
     return _finish(table, out, stage, thresholds, tuple(meta["filters"]), throughput)

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from qwen_image2.data.curation.broken import BrokenFilter
 from qwen_image2.data.curation.config import RunSettings
 from qwen_image2.data.curation.duplicate import DuplicateFilter
 from qwen_image2.data.curation.entropy import EntropyFilter
-from qwen_image2.data.curation.manifest import PART_SCHEMA, batch_to_part_table, write_atomic
+from qwen_image2.data.curation.manifest import PART_SCHEMA, batch_to_part_table, read_part, write_atomic
 from qwen_image2.data.curation.orientation import OrientationFilter
 from qwen_image2.data.curation.pair import PairFilter
 from qwen_image2.data.curation.resolution import ResolutionFilter
@@ -95,7 +94,7 @@ class ShardCurator:
 
     def process(self, shard: Shard) -> int:
         part = self.parts_dir / f"{shard.id}.parquet"
-        previous = pq.read_table(part, schema=PART_SCHEMA) if part.exists() else None
+        previous = read_part(part) if part.exists() else None
         if previous is None:
             table = self._curate(read_shard(shard, self.settings.max_file_bytes))
         else:
