@@ -119,7 +119,7 @@ def test_a_command_is_quiet_but_for_its_own_progress_and_result(tmp_path):
     import os
     from pathlib import Path
 
-    out = tmp_path / "poster.png"
+    out = tmp_path / "new" / "poster.png"  # a folder that does not exist yet is made
     args = [sys.executable, "-m", "qwen_image2", "generate", "a poster", "--model", "checkpoints/tiny-demo"]
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
     root = Path(__file__).resolve().parents[2]

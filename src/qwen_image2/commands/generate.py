@@ -176,6 +176,7 @@ def run(
         resolution=resolution,
         use_kv_cache=not no_kv_cache,
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     for index, picture in enumerate(result.images):
         path = out if len(result.images) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         picture.save(path)

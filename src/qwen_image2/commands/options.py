@@ -109,7 +109,7 @@ def check_out_folder(path: Path, flag: str = "--out") -> None:
 
 
 def check_image_out(path: Path, flag: str = "--out") -> None:
-    """An image file to write RGBA into: a suffix whose format holds alpha, in an existing folder."""
+    """An image file to write RGBA into: a suffix whose format holds alpha (its folder is made on writing)."""
     path = Path(path)
     check_out_file(path, flag)
     suffix = path.suffix.lower()
@@ -122,8 +122,6 @@ def check_image_out(path: Path, flag: str = "--out") -> None:
             f"{flag} {path}: {suffix} cannot hold the alpha channel of these RGBA images; use .png"
             f" (or {', '.join(ALPHA_SUFFIXES[1:])})"
         )
-    if not path.parent.is_dir():
-        raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
 
 
 def parse_size(size: str) -> tuple[int, int]:
