@@ -104,7 +104,7 @@ def test_banned_voters_votes_leave_the_export_unless_asked_for(sessions):
 
 
 def test_a_store_made_before_the_per_address_limits_gains_the_column_and_keeps_its_rows(tmp_path):
-    from sqlalchemy import inspect, text
+    from sqlalchemy import create_engine, inspect, text
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = build_engine(url)
@@ -112,13 +112,7 @@ def test_a_store_made_before_the_per_address_limits_gains_the_column_and_keeps_i
         connection.execute(text("DROP INDEX ix_arena_votes_client_hash"))
         connection.execute(text("ALTER TABLE arena_votes DROP COLUMN client_hash"))
     engine.dispose()
-    assert "client_hash" not in {c["name"] for c in inspect(build_engine_raw(url)).get_columns("arena_votes")}
+    assert "client_hash" not in {c["name"] for c in inspect(create_engine(url)).get_columns("arena_votes")}
     engine = build_engine(url)
     assert "client_hash" in {c["name"] for c in inspect(engine).get_columns("arena_votes")}
     build_engine(url).dispose()  # a second opening adds nothing twice
-
-
-def build_engine_raw(url):
-    from sqlalchemy import create_engine
-
-    return create_engine(url)
