@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from qwen_image2.commands.options import check_out_file, choice, picture_beside
+from qwen_image2.commands.options import check_out_file, choice, listen_socket, picture_beside
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
@@ -141,26 +140,9 @@ def serve(
     # `error:` line and exit 2 rather than a traceback or uvicorn's exit 1.
     with _one_line_store_errors():
         arena = build_app(settings)
-    listening = _bind(host, port)
+    listening = listen_socket(host, port)
     print(f"arena on http://{host}:{port}/ (store: {db})", file=sys.stderr)
     uvicorn.Server(uvicorn.Config(arena, log_level="info")).run(sockets=[listening])
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port; handed to uvicorn, so nothing can take the port in between."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        listening = socket.socket(family, socket.SOCK_STREAM)
-    except OSError as err:
-        raise UserError(f"--host {host}: cannot listen there ({err})") from None
-    try:
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.bind((host, port))
-        listening.listen(2048)
-    except OSError as err:
-        listening.close()
-        raise UserError(f"--host {host} --port {port}: cannot listen there ({err.strerror})") from None
-    return listening
 
 
 @app.command("import")

@@ -156,28 +156,30 @@ def run(
         raise UserError(f"--steps must be at least 1, got {steps}")
     if num_images < 1:
         raise UserError(f"--num-images must be at least 1, got {num_images}")
-    import torch
+    from qwen_image2.pipelines.requests import ImageRequest, RequestSampler
 
     pipe = load_pipeline(model, device, dtype)
     if not Path(model).is_dir():
         typer.echo(
             f"note: preset {model!r} has random weights; its images are noise-like by design", err=True
         )
-    result = pipe(
+    # The server's path (pipelines/requests.py): the same seed and settings give the same bytes here as
+    # from `qwen-image2 serve`, batched or alone.
+    request = ImageRequest(
         prompt,
-        image=images or None,
+        images=list(images),
         width=width,
         height=height,
-        num_inference_steps=steps,
+        steps=steps,
+        num_images=num_images,
+        seed=seed,
         guidance_scale=guidance,
         negative_prompt=cfg_negative(guidance, negative_prompt),
-        num_images_per_prompt=num_images,
-        generator=torch.Generator("cpu").manual_seed(seed),
         resolution=resolution,
-        use_kv_cache=not no_kv_cache,
     )
+    pictures = RequestSampler(pipe).run(request, use_kv_cache=not no_kv_cache)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for index, picture in enumerate(result.images):
-        path = out if len(result.images) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
+    for index, picture in enumerate(pictures):
+        path = out if len(pictures) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         picture.save(path)
         typer.echo(str(path))

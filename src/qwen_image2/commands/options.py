@@ -1,5 +1,6 @@
 """Options shared by several commands, defined once, and the parsing of their values."""
 
+import socket
 from pathlib import Path
 
 import typer
@@ -141,3 +142,20 @@ def picture_beside(out: Path, kind: str) -> Path:
     """Where a job's picture goes beside its JSON `out`: its own name (`text.sheet.png` beside `text.json`),
     so that an `--out` ending in .png never has the JSON overwritten by the picture."""
     return out.with_name(f"{out.stem}.{kind}.png")
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; handed to uvicorn, so nothing can take the port in between."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as err:
+        raise UserError(f"--host {host}: cannot listen there ({err})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as err:
+        listening.close()
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({err.strerror})") from None
+    return listening

@@ -1,0 +1,61 @@
+"""Batch invariance: a request denoised in a batch with others gives the same bits as denoised alone.
+
+Two things break it on a stock transformer (measured on CPU, float32):
+
+1. The per-sample embedding rows (timestep embedder, modulation, output norm) go through small GEMMs of
+   M = B (+1 for the t = 0 row of a causal-condition model) rows, and BLAS picks a different kernel per M;
+   the big token GEMMs (M = B·L) and attention are batch invariant.
+2. Right-padding a prompt to the batch's longest changes the attention shapes, hence the summation order.
+
+`make_batch_invariant` computes each embedding row with exactly the rows it has alone (its own row, plus
+the shared t = 0 row), so a batch of one is untouched (bit-equal to stock diffusers); `pad_to_bucket` pads
+every prompt to a multiple of `TEXT_BUCKET` tokens with an explicit mask, alone or batched, so requests of
+one bucket share a shape.
+"""
+
+import torch
+from torch import nn
+
+from qwen_image2.models.conditioning import Conditions
+
+TEXT_BUCKET = 64  # prompts are padded to a multiple of this many encoder tokens
+
+
+def pad_to_bucket(conditions: Conditions, bucket: int = TEXT_BUCKET) -> Conditions:
+    """Right-padded to the next multiple of `bucket` tokens, always with a mask (an all-ones mask and no
+    mask run different attention paths)."""
+    length = -(-conditions.embeds.shape[1] // bucket) * bucket
+    if conditions.mask is None:
+        ones = torch.ones(conditions.embeds.shape[:2], dtype=torch.long, device=conditions.embeds.device)
+        conditions = Conditions(conditions.embeds, ones, conditions.image_pad_mask)
+    return conditions.pad_to(length)
+
+
+def _rowwise(linear: nn.Linear, shared_last_row: bool):
+    """`linear.forward` computing each sample's row as a batch of one would: alone, or with the shared last
+    row (the t = 0 row that a causal-condition transformer appends to the timesteps)."""
+    forward = linear.forward
+    alone_rows = 2 if shared_last_row else 1
+
+    def rowwise_forward(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[0] <= alone_rows:
+            return forward(x)
+        if not shared_last_row:
+            return torch.cat([forward(x[i : i + 1]) for i in range(x.shape[0])])
+        last = x[-1:]
+        rows = [forward(torch.cat([x[i : i + 1], last]))[:1] for i in range(x.shape[0] - 1)]
+        return torch.cat([*rows, forward(torch.cat([x[:1], last]))[1:]])
+
+    return rowwise_forward
+
+
+def make_batch_invariant(transformer) -> None:
+    """Install the row-by-row embedding GEMMs on a `QwenImage21Transformer2DModel` (in place, idempotent)."""
+    if getattr(transformer, "_batch_invariant", False):
+        return
+    shared = bool(transformer.config.causal_condition)
+    embedder = transformer.time_text_embed.timestep_embedder
+    modulation = [module for module in transformer.modulation if isinstance(module, nn.Linear)]
+    for linear in [embedder.linear_1, embedder.linear_2, *modulation, transformer.norm_out.linear]:
+        linear.forward = _rowwise(linear, shared)
+    transformer._batch_invariant = True
