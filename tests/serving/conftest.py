@@ -20,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "checkpoints" / "tiny-demo"
-DEMO_PROMPT = 'A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.'
+DEMO_PROMPT = (
+    'A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.'
+)
 
 
 def free_port() -> int:
@@ -33,7 +35,9 @@ def wait_healthy(url: str, seconds: float = 120, process: subprocess.Popen | Non
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+            raise AssertionError(
+                f"server exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return

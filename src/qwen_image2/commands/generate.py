@@ -12,6 +12,7 @@ from qwen_image2.commands.options import (
     NEGATIVE_PROMPT,
     NO_KV_CACHE,
     NUM_IMAGES,
+    TEXT_BUCKET,
     SEED,
     STEPS,
     cfg_negative,
@@ -38,6 +39,7 @@ def generate(
     num_images: int = NUM_IMAGES,
     out: Path = typer.Option(Path("output.png"), "--out", "-o", help="PNG to write (alpha kept)."),
     no_kv_cache: bool = NO_KV_CACHE,
+    text_bucket: int = TEXT_BUCKET,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -62,6 +64,7 @@ def generate(
         negative_prompt=negative_prompt,
         num_images=num_images,
         no_kv_cache=no_kv_cache,
+        text_bucket=text_bucket,
         device=device,
         dtype=dtype,
     )
@@ -88,6 +91,7 @@ def edit(
     num_images: int = NUM_IMAGES,
     out: Path = typer.Option(Path("edited.png"), "--out", "-o", help="PNG to write (alpha kept)."),
     no_kv_cache: bool = NO_KV_CACHE,
+    text_bucket: int = TEXT_BUCKET,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -120,6 +124,7 @@ def edit(
         negative_prompt=negative_prompt,
         num_images=num_images,
         no_kv_cache=no_kv_cache,
+        text_bucket=text_bucket,
         device=device,
         dtype=dtype,
     )
@@ -147,6 +152,7 @@ def run(
     negative_prompt,
     num_images,
     no_kv_cache,
+    text_bucket,
     device,
     dtype,
     resolution=None,
@@ -177,7 +183,7 @@ def run(
         negative_prompt=cfg_negative(guidance, negative_prompt),
         resolution=resolution,
     )
-    pictures = RequestSampler(pipe).run(request, use_kv_cache=not no_kv_cache)
+    pictures = RequestSampler(pipe, text_bucket).run(request, use_kv_cache=not no_kv_cache)
     out.parent.mkdir(parents=True, exist_ok=True)
     for index, picture in enumerate(pictures):
         path = out if len(pictures) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")

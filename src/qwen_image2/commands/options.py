@@ -44,6 +44,12 @@ NUM_IMAGES = typer.Option(1, "--num-images", min=1, help="Images to generate.")
 ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 # The largest --size: 4096x4096 pixels (beyond it the latents alone outgrow any single GPU).
 MAX_PIXELS = 4096 * 4096
+TEXT_BUCKET = typer.Option(
+    1,
+    "--text-bucket",
+    min=1,
+    help="Pad prompts to multiples of this many tokens (as a server run with the same value does); 1: exact.",
+)
 NO_KV_CACHE = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step.")
 
 

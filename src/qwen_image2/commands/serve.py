@@ -51,18 +51,38 @@ def serve(
     ),
     dtype: str = DTYPE,
     db: str = typer.Option(
-        "sqlite:///serve.db", "--db", help="History and feedback store: sqlite:///FILE or postgresql://USER:PW@HOST/DB."
+        "sqlite:///serve.db",
+        "--db",
+        help="History and feedback store: sqlite:///FILE or postgresql://USER:PW@HOST/DB.",
     ),
     api_key: list[str] = typer.Option(
-        [], "--api-key", envvar="QWEN_IMAGE2_API_KEY", help="Require 'Authorization: Bearer KEY'; repeat for several."
+        [],
+        "--api-key",
+        envvar="QWEN_IMAGE2_API_KEY",
+        help="Require 'Authorization: Bearer KEY'; repeat for several.",
     ),
     api_key_file: Path | None = typer.Option(None, "--api-key-file", help="A file of API keys, one a line."),
     max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting at most; more get 429."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Images denoised together at most."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Seconds a request may take, queue included."),
-    steps: int = typer.Option(40, "--steps", min=1, help="Steps of quality 'high' (medium: half, low: a quarter)."),
-    max_pixels: int = typer.Option(2048 * 2048, "--max-pixels", min=32 * 32, help="Largest output image, in pixels."),
-    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin (off by default)."),
+    timeout: float = typer.Option(
+        600.0, "--timeout", min=1, help="Seconds a request may take, queue included."
+    ),
+    steps: int = typer.Option(
+        40, "--steps", min=1, help="Steps of quality 'high' (medium: half, low: a quarter)."
+    ),
+    text_bucket: int = typer.Option(
+        1,
+        "--text-bucket",
+        min=1,
+        help="1: batch only prompts of one encoded length (each image exactly the model's). N: pad prompts to "
+        "multiples of N tokens so more batch (the image moves slightly; generate --text-bucket N matches).",
+    ),
+    max_pixels: int = typer.Option(
+        2048 * 2048, "--max-pixels", min=32 * 32, help="Largest output image, in pixels."
+    ),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="Allow browser calls from this origin (off by default)."
+    ),
     safety: bool = typer.Option(False, "--safety", help="Refuse output images the NudeNet detector flags."),
 ) -> None:
     """Serve models over an OpenAI-compatible Images API (/v1/images/generations, /v1/images/edits) and a web page.
@@ -94,11 +114,14 @@ def serve(
         max_batch=max_batch,
         timeout=timeout,
         steps=steps,
+        text_bucket=text_bucket,
         cors_origins=list(cors_origin),
         safety=safety,
         limits=Limits(max_pixels=max_pixels),
     )
     print(f"loading {', '.join(models)} on {', '.join(device)} ...", file=sys.stderr)
-    app = build_app(settings, load_workers(models, settings.devices, dtype))
+    app = build_app(settings, load_workers(models, settings.devices, dtype, text_bucket))
     print(f"serving on http://{host}:{port}/ (models: {', '.join(models)}; store: {db})", file=sys.stderr)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(sockets=[listening])
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(
+        sockets=[listening]
+    )

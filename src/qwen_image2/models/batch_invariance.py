@@ -5,12 +5,17 @@ Two things break it on a stock transformer (measured on CPU, float32):
 1. The per-sample embedding rows (timestep embedder, modulation, output norm) go through small GEMMs of
    M = B (+1 for the t = 0 row of a causal-condition model) rows, and BLAS picks a different kernel per M;
    the big token GEMMs (M = B·L) and attention are batch invariant.
-2. Right-padding a prompt to the batch's longest changes the attention shapes, hence the summation order.
+2. Right-padding a prompt to the batch's longest. The padding is masked out of attention, but 2.1's rotary
+   positions still count it: the target image's frame index is the number of encoder tokens before it, so
+   padding P tokens moves the image P frames away from its prompt. The image changes (slightly on a
+   trained model, up to 1/255 on the demo model; visibly on a random one), so prompts of different lengths
+   cannot share a batch without changing what each would be alone.
 
 `make_batch_invariant` computes each embedding row with exactly the rows it has alone (its own row, plus
-the shared t = 0 row), so a batch of one is untouched (bit-equal to stock diffusers); `pad_to_bucket` pads
-every prompt to a multiple of `TEXT_BUCKET` tokens with an explicit mask, alone or batched, so requests of
-one bucket share a shape.
+the shared t = 0 row), so a batch of one is untouched (bit-equal to stock diffusers). Requests then batch
+exactly when their encoded prompts have the same length. `pad_to_bucket` trades that exactness for more
+batching: every prompt, alone or batched, is padded to a multiple of a bucket (so it is the same image
+either way, but not stock diffusers' image of that prompt).
 """
 
 import torch
@@ -18,10 +23,8 @@ from torch import nn
 
 from qwen_image2.models.conditioning import Conditions
 
-TEXT_BUCKET = 64  # prompts are padded to a multiple of this many encoder tokens
 
-
-def pad_to_bucket(conditions: Conditions, bucket: int = TEXT_BUCKET) -> Conditions:
+def pad_to_bucket(conditions: Conditions, bucket: int) -> Conditions:
     """Right-padded to the next multiple of `bucket` tokens, always with a mask (an all-ones mask and no
     mask run different attention paths)."""
     length = -(-conditions.embeds.shape[1] // bucket) * bucket

@@ -1,9 +1,11 @@
 """Independent image requests denoised as one batch, each giving the bits it gives alone.
 
-`RequestSampler.prepare` encodes one request by itself (its prompt, negative prompt and condition images,
-padded to the text bucket; its own seeded noise); requests whose `Prepared.key` match are denoised together
-by `sample`, each with its own guidance scale. With `models.batch_invariance` installed, the batch changes
-no request's bits: `qwen-image2 generate`, the server alone and the server batched agree byte for byte.
+`RequestSampler.prepare` encodes one request by itself (its prompt, negative prompt and condition images;
+its own seeded noise); requests whose `Prepared.key` match (size, steps, guidance on/off, condition sizes,
+encoded prompt length) are denoised together by `sample`, each with its own guidance scale. With
+`models.batch_invariance` installed the batch changes no request's bits: `qwen-image2 generate`, the
+server alone and the server batched agree byte for byte. `text_bucket` > 1 pads every prompt to a multiple
+of that many tokens, so that more requests share a key (see `pad_to_bucket` for what that costs).
 """
 
 from collections.abc import Callable
@@ -67,9 +69,13 @@ StepHook = Callable[[int, Callable[[], torch.Tensor]], None]
 
 
 def _concat(parts: list[Conditions]) -> Conditions:
+    """Conditions of one length stacked (masks: all None when nothing was padded, as alone)."""
+    masks = [c.mask for c in parts]
+    if any(m is None for m in masks) and not all(m is None for m in masks):
+        raise ValueError("cannot stack padded and unpadded conditions")
     return Conditions(
         torch.cat([c.embeds for c in parts]),
-        torch.cat([c.mask for c in parts]),
+        None if masks[0] is None else torch.cat(masks),
         torch.cat([c.image_pad_mask for c in parts]),
     )
 
@@ -77,9 +83,15 @@ def _concat(parts: list[Conditions]) -> Conditions:
 class RequestSampler:
     """Batches of requests through one pipeline's weights (the transformer is made batch invariant)."""
 
-    def __init__(self, pipe: QwenImage2Pipeline):
-        self.pipe = pipe
+    def __init__(self, pipe: QwenImage2Pipeline, text_bucket: int = 1):
+        if text_bucket < 1:
+            raise ValueError(f"text_bucket must be at least 1, got {text_bucket}")
+        self.pipe, self.text_bucket = pipe, text_bucket
         make_batch_invariant(pipe.transformer)
+
+    def _encode(self, prompt: str, images: list[Image.Image]) -> Conditions:
+        conditions = self.pipe.encode_prompt([prompt], images or None)
+        return pad_to_bucket(conditions, self.text_bucket) if self.text_bucket > 1 else conditions
 
     @property
     def resolution(self) -> int:
@@ -94,14 +106,14 @@ class RequestSampler:
         )
         images = [prepare_condition_image(image, resolution) for image in images]
         n = request.num_images
-        conditions = pad_to_bucket(pipe.encode_prompt([request.prompt], images or None)).repeat(n)
-        negative = None
-        if request.uses_cfg:
-            negative = pad_to_bucket(pipe.encode_prompt([request.negative_prompt], images or None)).repeat(n)
+        conditions = self._encode(request.prompt, images).repeat(n)
+        negative = self._encode(request.negative_prompt, images).repeat(n) if request.uses_cfg else None
         grid = (height // VAE_SCALE, width // VAE_SCALE)
         device, dtype = pipe._execution_device, conditions.embeds.dtype
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        noise = pack(randn_tensor((n, pipe.vae.config.z_dim, *grid), generator=generator, device=device, dtype=dtype))
+        noise = pack(
+            randn_tensor((n, pipe.vae.config.z_dim, *grid), generator=generator, device=device, dtype=dtype)
+        )
         condition_latents, condition_grids = encode_images(pipe.vae, images)
         if condition_latents is not None:
             condition_latents = condition_latents.to(dtype).expand(n, -1, -1)
@@ -135,7 +147,10 @@ class RequestSampler:
         # A scheduler of its own per batch: its step state must not be shared by two threads sampling at once.
         scheduler = set_schedule(
             type(pipe.scheduler).from_config(pipe.scheduler.config),
-            first.request.steps, latents.shape[1], pipe.config.sample_sigmas, latents.device
+            first.request.steps,
+            latents.shape[1],
+            pipe.config.sample_sigmas,
+            latents.device,
         )
 
         def step(scheduler, index, velocity, latents):

@@ -51,7 +51,9 @@ class BodyLimit:
         too_large = ApiError(413, f"The request body is over {self.limit:,} bytes.", code="payload_too_large")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             if not length.isdigit():
-                return await ApiError(400, "Bad Content-Length header.", code="invalid_request").response()(scope, receive, send)
+                return await ApiError(400, "Bad Content-Length header.", code="invalid_request").response()(
+                    scope, receive, send
+                )
             return await too_large.response()(scope, receive, send)
         seen = 0
 
@@ -83,7 +85,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     def invalid_request(_request: Request, err: RequestValidationError) -> Response:
         problem = (err.errors() or [{}])[0]
         param = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path")) or None
-        return answer(ApiError(400, f"Invalid value for '{param}': {problem.get('msg')}.", param=param, code="invalid_value"))
+        return answer(
+            ApiError(
+                400, f"Invalid value for '{param}': {problem.get('msg')}.", param=param, code="invalid_value"
+            )
+        )
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(_request: Request, err: StarletteHTTPException) -> Response:
@@ -126,7 +132,9 @@ def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]])
             given = request.headers.get("authorization", "")
             token = given[7:] if given.lower().startswith("bearer ") else ""
             if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
-                error = ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key")
+                error = ApiError(
+                    401, "Missing or wrong API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key"
+                )
                 metrics.errors.labels("401").inc()
                 return error.response()
         return await call_next(request)
@@ -138,7 +146,13 @@ def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]])
     @app.get("/v1/models")
     def models() -> dict:
         created = int(app.state.started)
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "qwen-image2"} for name in workers[0]]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "qwen-image2"}
+                for name in workers[0]
+            ],
+        }
 
     @app.get("/health")
     def health() -> dict:
@@ -165,6 +179,8 @@ def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]])
 
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     return app

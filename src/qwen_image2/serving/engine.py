@@ -2,7 +2,7 @@
 
 A worker takes the oldest request, then every waiting request with the same model, size, step count,
 guidance on/off and condition-image sizes, up to `max_batch` images; those whose encoded prompt falls in
-the same text bucket are denoised with it in one batch (`pipelines.requests`), each with its own prompt,
+the same encoded prompt length (or text bucket) are denoised with it in one batch (`pipelines.requests`), each with its own prompt,
 seed and guidance, bit-equal to being alone. Between denoising steps the worker drops requests that were
 cancelled (the client went away) or ran out of time, and stops the batch when none is left.
 """
@@ -74,7 +74,15 @@ class Job:
     def key(self) -> tuple:
         """What a request must share with others to be considered for one batch (before encoding)."""
         r = self.request
-        return (self.model, r.width, r.height, r.steps, r.uses_cfg, tuple(i.size for i in r.images), r.resolution)
+        return (
+            self.model,
+            r.width,
+            r.height,
+            r.steps,
+            r.uses_cfg,
+            tuple(i.size for i in r.images),
+            r.resolution,
+        )
 
 
 class QueueFull(Exception):
@@ -134,7 +142,9 @@ class Engine:
 
     def start(self) -> None:
         for index, samplers in enumerate(self.workers):
-            thread = threading.Thread(target=self._work, args=(index, samplers), daemon=True, name=f"worker-{index}")
+            thread = threading.Thread(
+                target=self._work, args=(index, samplers), daemon=True, name=f"worker-{index}"
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -168,7 +178,13 @@ class Engine:
                 self._run(samplers[batch[0].model], batch)
             except Exception as err:  # a bug must cost its batch, never the worker
                 for job in batch:
-                    job.emit(Failed(ApiError(500, f"internal error: {type(err).__name__}: {err}", code="internal_error")))
+                    job.emit(
+                        Failed(
+                            ApiError(
+                                500, f"internal error: {type(err).__name__}: {err}", code="internal_error"
+                            )
+                        )
+                    )
             finally:
                 with self._lock:
                     self.running -= len(batch)
@@ -261,7 +277,9 @@ class Engine:
                 batch[i].emit(Done(sampler.decode(latents[rows[i]], grid)))
 
 
-def load_workers(models: dict[str, str], devices: list[str], dtype: str) -> list[dict[str, RequestSampler]]:
+def load_workers(
+    models: dict[str, str], devices: list[str], dtype: str, text_bucket: int = 1
+) -> list[dict[str, RequestSampler]]:
     """Each device's copy of every model, as request samplers (devices resolved: 'auto' -> cuda or cpu)."""
     from qwen_image2.models.device import resolve_device, resolve_dtype
     from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
@@ -272,7 +290,9 @@ def load_workers(models: dict[str, str], devices: list[str], dtype: str) -> list
         torch_dtype = resolve_dtype(dtype, device)
         workers.append(
             {
-                name: RequestSampler(QwenImage2Pipeline.from_model(path, dtype=torch_dtype, device=device))
+                name: RequestSampler(
+                    QwenImage2Pipeline.from_model(path, dtype=torch_dtype, device=device), text_bucket
+                )
                 for name, path in models.items()
             }
         )

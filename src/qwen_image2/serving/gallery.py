@@ -22,15 +22,21 @@ def image_content(image_id: str, request: Request) -> Response:
     with request.app.state.sessionmaker() as session:
         image = session.get(StoredImage, image_id)
         if image is None:
-            raise ApiError(404, f"No image {image_id!r} on this server.", param="image_id", code="image_not_found")
-        return Response(image.data, media_type=image.mime, headers={"Cache-Control": "private, max-age=86400"})
+            raise ApiError(
+                404, f"No image {image_id!r} on this server.", param="image_id", code="image_not_found"
+            )
+        return Response(
+            image.data, media_type=image.mime, headers={"Cache-Control": "private, max-age=86400"}
+        )
 
 
 @router.get("/v1/history")
 def history(request: Request, limit: int = 50, user: str | None = None) -> dict:
     """The newest generations first (the page's gallery), with their images' URLs and settings."""
     if not 1 <= limit <= MAX_HISTORY:
-        raise ApiError(400, f"Invalid value for 'limit': 1 to {MAX_HISTORY}.", param="limit", code="invalid_value")
+        raise ApiError(
+            400, f"Invalid value for 'limit': 1 to {MAX_HISTORY}.", param="limit", code="invalid_value"
+        )
     query = select(Generation).options(selectinload(Generation.images)).order_by(Generation.created_at.desc())
     if user is not None:
         query = query.where(Generation.user == user)
@@ -63,7 +69,10 @@ class FeedbackBody(BaseModel):
 @router.post(
     "/v1/feedback",
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": FeedbackBody.model_json_schema()}}}
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": FeedbackBody.model_json_schema()}},
+        }
     },
 )
 async def feedback(request: Request) -> dict:
@@ -76,7 +85,9 @@ async def feedback(request: Request) -> dict:
         raise ApiError(400, f"The body is not valid JSON ({err}).", code="invalid_json") from None
     with request.app.state.sessionmaker.begin() as session:
         if session.get(StoredImage, body.image_id) is None:
-            raise ApiError(404, f"No image {body.image_id!r} on this server.", param="image_id", code="image_not_found")
+            raise ApiError(
+                404, f"No image {body.image_id!r} on this server.", param="image_id", code="image_not_found"
+            )
         row = Feedback(image_id=body.image_id, vote=VOTES[body.vote], comment=body.comment or None)
         session.add(row)
         session.flush()

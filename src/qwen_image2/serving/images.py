@@ -42,11 +42,20 @@ def read_upload(data: bytes, param: str, max_pixels: int) -> Image.Image:
             image.load()
             return ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, f"'{param}' declares too many pixels to decode.", param=param, code="image_too_large") from None
+        raise ApiError(
+            413, f"'{param}' declares too many pixels to decode.", param=param, code="image_too_large"
+        ) from None
     except UnidentifiedImageError:
-        raise ApiError(415, f"'{param}' is not an image; send PNG, JPEG or WebP.", param=param, code="unsupported_image_format") from None
+        raise ApiError(
+            415,
+            f"'{param}' is not an image; send PNG, JPEG or WebP.",
+            param=param,
+            code="unsupported_image_format",
+        ) from None
     except (OSError, ValueError, SyntaxError) as err:
-        raise ApiError(400, f"'{param}' cannot be decoded ({err}).", param=param, code="invalid_image") from None
+        raise ApiError(
+            400, f"'{param}' cannot be decoded ({err}).", param=param, code="invalid_image"
+        ) from None
 
 
 def keep_outside_mask(generated: Image.Image, source: Image.Image, mask: Image.Image) -> Image.Image:

@@ -12,14 +12,23 @@ class Metrics:
         self.queue_depth = Gauge("qwen_image2_queue_depth", "Requests waiting for a worker.", registry=r)
         self.running = Gauge("qwen_image2_running_requests", "Requests being denoised.", registry=r)
         self.batch_images = Histogram(
-            "qwen_image2_batch_images", "Images per denoising batch.", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
+            "qwen_image2_batch_images",
+            "Images per denoising batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
         )
         self.latency = Histogram(
-            "qwen_image2_request_seconds", "Arrival to answer.", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r
+            "qwen_image2_request_seconds",
+            "Arrival to answer.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.images = Counter("qwen_image2_images", "Images served.", ["model"], registry=r)
         self.errors = Counter("qwen_image2_errors", "Error answers by status code.", ["code"], registry=r)
-        self.steps = Counter("qwen_image2_denoising_steps", "Denoising steps run (one per batch step).", registry=r)
+        self.steps = Counter(
+            "qwen_image2_denoising_steps", "Denoising steps run (one per batch step).", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -26,7 +26,9 @@ class CommonFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(..., description="What to draw, or for an edit the instruction.")
-    model: str | None = Field(None, description="A model the server serves (GET /v1/models); default its first.")
+    model: str | None = Field(
+        None, description="A model the server serves (GET /v1/models); default its first."
+    )
     n: int = Field(1, ge=1, le=10)
     size: str | None = Field(None, description="WIDTHxHEIGHT in pixels, multiples of 32, or `auto`.")
     quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
@@ -94,8 +96,12 @@ def validation_error(err: ValidationError) -> ApiError:
     if problem.get("type") == "extra_forbidden":
         return ApiError(400, f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param)
     if problem.get("type") == "missing":
-        return ApiError(400, f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param)
-    return ApiError(400, f"Invalid value for '{param}': {problem.get('msg')}.", code="invalid_value", param=param)
+        return ApiError(
+            400, f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param
+        )
+    return ApiError(
+        400, f"Invalid value for '{param}': {problem.get('msg')}.", code="invalid_value", param=param
+    )
 
 
 def parse_size(size: str | None, limits: Limits) -> tuple[int, int] | None:
@@ -104,9 +110,19 @@ def parse_size(size: str | None, limits: Limits) -> tuple[int, int] | None:
     try:
         width, height = (int(part) for part in size.lower().split("x"))
     except ValueError:
-        raise ApiError(400, f"Invalid size {size!r}: write WIDTHxHEIGHT, e.g. 1024x768, or auto.", param="size", code="invalid_size") from None
+        raise ApiError(
+            400,
+            f"Invalid size {size!r}: write WIDTHxHEIGHT, e.g. 1024x768, or auto.",
+            param="size",
+            code="invalid_size",
+        ) from None
     if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-        raise ApiError(400, f"Invalid size {size}: width and height must be positive multiples of {SIZE_MULTIPLE}.", param="size", code="invalid_size")
+        raise ApiError(
+            400,
+            f"Invalid size {size}: width and height must be positive multiples of {SIZE_MULTIPLE}.",
+            param="size",
+            code="invalid_size",
+        )
     check_pixels(width, height, limits)
     return width, height
 
@@ -125,20 +141,42 @@ def resolve(fields: CommonFields, models: list[str], default_steps: int, limits:
     """The request's fields checked against the server (models, limits) and defaults filled in."""
     model = fields.model or models[0]
     if model not in models:
-        raise ApiError(404, f"The model '{model}' does not exist; this server serves {', '.join(models)}.", param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist; this server serves {', '.join(models)}.",
+            param="model",
+            code="model_not_found",
+        )
     if fields.n > limits.max_n:
-        raise ApiError(400, f"Invalid value for 'n': at most {limits.max_n}.", param="n", code="invalid_value")
+        raise ApiError(
+            400, f"Invalid value for 'n': at most {limits.max_n}.", param="n", code="invalid_value"
+        )
     quality = fields.quality or "auto"
     steps = fields.num_inference_steps or max(1, round(default_steps * QUALITY_FRACTIONS.get(quality, 1.0)))
     if steps > limits.max_steps:
-        raise ApiError(400, f"Invalid value for 'num_inference_steps': at most {limits.max_steps} on this server.", param="num_inference_steps", code="invalid_value")
+        raise ApiError(
+            400,
+            f"Invalid value for 'num_inference_steps': at most {limits.max_steps} on this server.",
+            param="num_inference_steps",
+            code="invalid_value",
+        )
     output_format = fields.output_format or "png"
     background = fields.background or "auto"
     if background == "transparent" and output_format == "jpeg":
-        raise ApiError(400, "background 'transparent' needs output_format png or webp; JPEG has no alpha.", param="background", code="invalid_value")
+        raise ApiError(
+            400,
+            "background 'transparent' needs output_format png or webp; JPEG has no alpha.",
+            param="background",
+            code="invalid_value",
+        )
     partial = fields.partial_images or 0
     if partial > limits.max_partial_images:
-        raise ApiError(400, f"Invalid value for 'partial_images': at most {limits.max_partial_images}.", param="partial_images", code="invalid_value")
+        raise ApiError(
+            400,
+            f"Invalid value for 'partial_images': at most {limits.max_partial_images}.",
+            param="partial_images",
+            code="invalid_value",
+        )
     guidance = 1.0 if fields.guidance_scale is None else fields.guidance_scale
     negative = fields.negative_prompt
     if guidance > 1 and negative is None:

@@ -26,7 +26,14 @@ from qwen_image2.pipelines.requests import ImageRequest
 from qwen_image2.serving.engine import Done, Failed, Job, Partial, QueueFull, preview_steps
 from qwen_image2.serving.errors import ApiError
 from qwen_image2.serving.images import MIME, encode_image, keep_outside_mask, read_upload
-from qwen_image2.serving.protocol import EditFields, GenerationBody, Options, check_pixels, resolve, validation_error
+from qwen_image2.serving.protocol import (
+    EditFields,
+    GenerationBody,
+    Options,
+    check_pixels,
+    resolve,
+    validation_error,
+)
 from qwen_image2.serving.storage import Generation, StoredImage
 
 router = APIRouter()
@@ -71,12 +78,20 @@ async def generations(request: Request):
 @router.post("/v1/images/edits", openapi_extra={"requestBody": _edit_schema()})
 async def edits(request: Request):
     if not _is_type(request, "multipart/form-data"):
-        raise ApiError(415, "Send the edit as multipart/form-data (image files and fields).", code="unsupported_media_type")
+        raise ApiError(
+            415,
+            "Send the edit as multipart/form-data (image files and fields).",
+            code="unsupported_media_type",
+        )
     limits = request.app.state.settings.limits
     try:
         form = await request.form(max_files=limits.max_images + 1, max_fields=len(FORM_FIELDS) + 4)
     except Exception as err:  # Starlette raises its own (MultiPartException) and HTTP errors for a bad body
-        raise ApiError(400, f"The multipart body cannot be read ({getattr(err, 'detail', err)}).", code="invalid_multipart") from None
+        raise ApiError(
+            400,
+            f"The multipart body cannot be read ({getattr(err, 'detail', err)}).",
+            code="invalid_multipart",
+        ) from None
     files, mask, values = [], None, {}
     for name, value in form.multi_items():
         if name in ("image", "image[]"):
@@ -88,15 +103,24 @@ async def edits(request: Request):
                 raise ApiError(400, "'mask' must be a PNG file.", param="mask", code="invalid_image")
             mask = value
         elif isinstance(value, UploadFile):
-            raise ApiError(400, f"'{name}' must be a text field, not a file.", param=name, code="invalid_value")
+            raise ApiError(
+                400, f"'{name}' must be a text field, not a file.", param=name, code="invalid_value"
+            )
         elif name in values:
             raise ApiError(400, f"'{name}' is given twice.", param=name, code="invalid_value")
         else:
             values[name] = value
     if not files:
-        raise ApiError(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
+        raise ApiError(
+            400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+        )
     if len(files) > limits.max_images:
-        raise ApiError(400, f"{len(files)} images given; at most {limits.max_images}.", param="image", code="too_many_images")
+        raise ApiError(
+            400,
+            f"{len(files)} images given; at most {limits.max_images}.",
+            param="image",
+            code="too_many_images",
+        )
     try:
         fields = EditFields.model_validate(values)
     except ValidationError as err:
@@ -107,7 +131,12 @@ async def edits(request: Request):
     if mask is not None:
         mask_image = read_upload(await mask.read(), "mask", limits.max_input_pixels)
         if mask_image.size != images[0].size:
-            raise ApiError(400, f"The mask is {mask_image.size[0]}x{mask_image.size[1]}; it must match the first image, {images[0].size[0]}x{images[0].size[1]}.", param="mask", code="invalid_mask")
+            raise ApiError(
+                400,
+                f"The mask is {mask_image.size[0]}x{mask_image.size[1]}; it must match the first image, {images[0].size[0]}x{images[0].size[1]}.",
+                param="mask",
+                code="invalid_mask",
+            )
     return await _answer(request, "edit", options, images, mask_image)
 
 
@@ -139,7 +168,12 @@ class Usage:
 def _tokens(sampler, text: str, param: str) -> int:
     count = len(sampler.pipe.processor.tokenizer(text or " ").input_ids)
     if count > MAX_PROMPT_TOKENS:
-        raise ApiError(400, f"'{param}' has {count} tokens; the limit is {MAX_PROMPT_TOKENS}.", param=param, code="prompt_too_long")
+        raise ApiError(
+            400,
+            f"'{param}' has {count} tokens; the limit is {MAX_PROMPT_TOKENS}.",
+            param=param,
+            code="prompt_too_long",
+        )
     return count
 
 
@@ -195,11 +229,15 @@ async def _answer(request: Request, kind: str, options: Options, images, mask):
     try:
         state.engine.submit(job)
     except QueueFull:
-        raise ApiError(429, "The server is busy: its queue is full. Retry shortly.", code="queue_full", retry_after=1) from None
+        raise ApiError(
+            429, "The server is busy: its queue is full. Retry shortly.", code="queue_full", retry_after=1
+        ) from None
     finish = _Finisher(request, kind, options, image_request, usage, images, mask)
     endpoint = "edits" if kind == "edit" else "generations"
     if options.stream:
-        return StreamingResponse(_stream(request, job, events, finish, started, endpoint), media_type="text/event-stream")
+        return StreamingResponse(
+            _stream(request, job, events, finish, started, endpoint), media_type="text/event-stream"
+        )
     try:
         while True:
             event = await _next_event(request, job, events)
@@ -227,7 +265,9 @@ async def _next_event(request: Request, job: Job, events: asyncio.Queue):
                 raise ApiError(503, "The request timed out.", code="timeout", retry_after=5) from None
 
 
-async def _stream(request: Request, job: Job, events: asyncio.Queue, finish: _Finisher, started: float, endpoint: str):
+async def _stream(
+    request: Request, job: Job, events: asyncio.Queue, finish: _Finisher, started: float, endpoint: str
+):
     prefix = "image_edit" if finish.kind == "edit" else "image_generation"
     state = request.app.state
     try:
@@ -242,7 +282,10 @@ async def _stream(request: Request, job: Job, events: asyncio.Queue, finish: _Fi
             if isinstance(event, Partial):
                 for image in event.images:
                     payload = await asyncio.to_thread(finish.event_fields, image)
-                    yield _sse(f"{prefix}.partial_image", {"type": f"{prefix}.partial_image", **payload, "partial_image_index": event.index})
+                    yield _sse(
+                        f"{prefix}.partial_image",
+                        {"type": f"{prefix}.partial_image", **payload, "partial_image_index": event.index},
+                    )
             if isinstance(event, Done):
                 try:
                     body = await asyncio.to_thread(finish.response, event.images, "b64_json")
@@ -251,7 +294,13 @@ async def _stream(request: Request, job: Job, events: asyncio.Queue, finish: _Fi
                     yield _sse("error", err.body())
                     return
                 for item in body["data"]:
-                    completed = {"type": f"{prefix}.completed", "b64_json": item["b64_json"], "id": item["id"], **finish.common(), "usage": body["usage"]}
+                    completed = {
+                        "type": f"{prefix}.completed",
+                        "b64_json": item["b64_json"],
+                        "id": item["id"],
+                        **finish.common(),
+                        "usage": body["usage"],
+                    }
                     yield _sse(f"{prefix}.completed", completed)
                 state.metrics.latency.labels(endpoint).observe(time.monotonic() - started)
                 return
@@ -268,7 +317,16 @@ def _sse(event: str, data: dict) -> str:
 class _Finisher:
     """Turns the engine's images into the answer: mask, safety screen, encoding, the stored rows."""
 
-    def __init__(self, request: Request, kind, options: Options, image_request: ImageRequest, usage: Usage, images, mask):
+    def __init__(
+        self,
+        request: Request,
+        kind,
+        options: Options,
+        image_request: ImageRequest,
+        usage: Usage,
+        images,
+        mask,
+    ):
         self.state = request.app.state
         self.base_url = str(request.base_url)
         self.kind, self.options, self.image_request, self.usage = kind, options, image_request, usage
@@ -318,14 +376,24 @@ class _Finisher:
 
         scores = safety.score([np.asarray(image.convert("RGB")) for image in images])
         if (scores > SAFETY_THRESHOLD).any():
-            raise ApiError(422, "The image was refused by the server's safety screen.", code="content_policy_violation")
+            raise ApiError(
+                422, "The image was refused by the server's safety screen.", code="content_policy_violation"
+            )
 
     def _store(self, encoded: list[bytes]) -> list[str]:
         o, mime = self.options, MIME[self.options.output_format]
-        settings = {**o.settings(), "seed": self.image_request.seed, "size": f"{self.image_request.width}x{self.image_request.height}"}
+        settings = {
+            **o.settings(),
+            "seed": self.image_request.seed,
+            "size": f"{self.image_request.width}x{self.image_request.height}",
+        }
         with self.state.sessionmaker.begin() as session:
-            generation = Generation(kind=self.kind, model=o.model, prompt=o.prompt, settings=settings, user=o.user)
-            generation.images = [StoredImage(position=i, mime=mime, data=data) for i, data in enumerate(encoded)]
+            generation = Generation(
+                kind=self.kind, model=o.model, prompt=o.prompt, settings=settings, user=o.user
+            )
+            generation.images = [
+                StoredImage(position=i, mime=mime, data=data) for i, data in enumerate(encoded)
+            ]
             session.add(generation)
             session.flush()
             return [image.id for image in generation.images]

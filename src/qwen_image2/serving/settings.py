@@ -31,6 +31,7 @@ class ServeSettings:
     max_batch: int = 8
     timeout: float = 600.0  # seconds from arrival to the last image
     steps: int = 40
+    text_bucket: int = 1  # >1: pad prompts to multiples of it, so more requests batch (pipelines/requests.py)
     cors_origins: list[str] = field(default_factory=list)
     safety: bool = False
     limits: Limits = field(default_factory=Limits)
