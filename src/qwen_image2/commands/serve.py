@@ -103,6 +103,9 @@ def serve(
     for name in device:
         check_device(name, dtype)
     keys = read_api_keys(api_key, api_key_file)
+    from qwen_image2.serving.storage import build_engine
+
+    build_engine(db).dispose()  # a bad --db is one error line before minutes of model loading
     listening = listen_socket(host, port)
     settings = ServeSettings(
         models=models,
