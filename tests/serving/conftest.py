@@ -8,43 +8,13 @@ crash checks). Both yield the base URL, e.g. http://127.0.0.1:PORT.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "checkpoints" / "tiny-demo"
-DEMO_PROMPT = (
-    'A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.'
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, seconds: float = 120, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(
-                f"server exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}"
-            )
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become healthy in {seconds} s")
+from serving_helpers import DEMO, free_port, wait_healthy
 
 
 @pytest.fixture(scope="session")

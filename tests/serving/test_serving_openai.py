@@ -11,9 +11,9 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from conftest import DEMO, DEMO_PROMPT
 from openai import OpenAI
 from PIL import Image
+from serving_helpers import DEMO, DEMO_PROMPT
 
 SAMPLING = {"seed": 0, "num_inference_steps": 20, "guidance_scale": 2, "negative_prompt": ""}
 

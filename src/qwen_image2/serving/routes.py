@@ -92,24 +92,7 @@ async def edits(request: Request):
             f"The multipart body cannot be read ({getattr(err, 'detail', err)}).",
             code="invalid_multipart",
         ) from None
-    files, mask, values = [], None, {}
-    for name, value in form.multi_items():
-        if name in ("image", "image[]"):
-            if not isinstance(value, UploadFile):
-                raise ApiError(400, f"'{name}' must be a file.", param="image", code="invalid_image")
-            files.append(value)
-        elif name == "mask":
-            if not isinstance(value, UploadFile):
-                raise ApiError(400, "'mask' must be a PNG file.", param="mask", code="invalid_image")
-            mask = value
-        elif isinstance(value, UploadFile):
-            raise ApiError(
-                400, f"'{name}' must be a text field, not a file.", param=name, code="invalid_value"
-            )
-        elif name in values:
-            raise ApiError(400, f"'{name}' is given twice.", param=name, code="invalid_value")
-        else:
-            values[name] = value
+    files, mask, values = _split_form(form)
     if not files:
         raise ApiError(
             400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
@@ -138,6 +121,28 @@ async def edits(request: Request):
                 code="invalid_mask",
             )
     return await _answer(request, "edit", options, images, mask_image)
+
+
+def _split_form(form) -> tuple[list[UploadFile], UploadFile | None, dict[str, str]]:
+    """The edit form's image files (`image` or `image[]`, in order), its mask, and its text fields."""
+    files, mask, values = [], None, {}
+    for name, value in form.multi_items():
+        is_file = isinstance(value, UploadFile)
+        if name in ("image", "image[]", "mask") and not is_file:
+            raise ApiError(400, f"'{name}' must be a file.", param=name, code="invalid_image")
+        if name in ("image", "image[]"):
+            files.append(value)
+        elif name == "mask":
+            mask = value
+        elif is_file:
+            raise ApiError(
+                400, f"'{name}' must be a text field, not a file.", param=name, code="invalid_value"
+            )
+        elif name in values:
+            raise ApiError(400, f"'{name}' is given twice.", param=name, code="invalid_value")
+        else:
+            values[name] = value
+    return files, mask, values
 
 
 def _is_type(request: Request, media_type: str) -> bool:
