@@ -55,21 +55,56 @@ class BodyLimit:
                     scope, receive, send
                 )
             return await too_large.response()(scope, receive, send)
-        seen = 0
+        seen, over, started = 0, False, False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise too_large
             return message
 
+        async def guarded_send(message):
+            # Once the body overran, whatever the app made of the error raised in its read (a route's own
+            # 400, or a 500 where middleware wrapped it in an ExceptionGroup) gives way to the 413.
+            nonlocal started
+            if over and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except ApiError as err:
-            await err.response()(scope, receive, send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await too_large.response()(scope, receive, send)
+
+
+class ApiKeys:
+    """ASGI middleware: a 401 before the body is read, unless 'Authorization: Bearer KEY' names a key.
+
+    Plain ASGI, not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware hides the client's disconnect
+    from `request.is_disconnected()`, and a gone client must cancel its request."""
+
+    def __init__(self, app, keys: frozenset[str], metrics: Metrics):
+        self.app, self.keys, self.metrics = app, keys, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not _open_path(scope["path"]):
+            given = dict(scope.get("headers", [])).get(b"authorization", b"")
+            token = given[7:] if given[:7].lower() == b"bearer " else b""
+            if not any(hmac.compare_digest(token, key.encode()) for key in self.keys):
+                error = ApiError(
+                    401, "Missing or wrong API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key"
+                )
+                self.metrics.errors.labels("401").inc()
+                return await error.response()(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -125,19 +160,8 @@ def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]])
 
         app.state.safety = NudeNetModel()
 
-    @app.middleware("http")
-    async def api_key(request: Request, call_next):
-        keys = settings.api_keys
-        if keys and not _open_path(request.url.path):
-            given = request.headers.get("authorization", "")
-            token = given[7:] if given.lower().startswith("bearer ") else ""
-            if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
-                error = ApiError(
-                    401, "Missing or wrong API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key"
-                )
-                metrics.errors.labels("401").inc()
-                return error.response()
-        return await call_next(request)
+    if settings.api_keys:
+        app.add_middleware(ApiKeys, keys=settings.api_keys, metrics=metrics)
 
     _add_error_handlers(app)
     app.include_router(routes.router)
