@@ -7,6 +7,7 @@ import base64
 import io
 import re
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -26,6 +27,13 @@ def png_file(color, size=(96, 64)) -> bytes:
 
 def decode(b64: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def wait_for(url, condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition(httpx.get(f"{url}/health").json()):
+        assert time.monotonic() < deadline, "the server never reached the state the test waits for"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -153,6 +161,7 @@ def test_requests_waiting_together_are_batched_and_get_the_bytes_they_get_alone(
     # A long request holds the worker while the three arrive and wait together.
     blocker = threading.Thread(target=ask, args=("a wide poster", 9, "512x512", 40))
     blocker.start()
+    wait_for(url, lambda health: health["running"] == 1)
     together: dict[int, str] = {}
     threads = [
         threading.Thread(target=lambda i=i, p=p: together.__setitem__(i, ask(p, i)))
@@ -160,6 +169,7 @@ def test_requests_waiting_together_are_batched_and_get_the_bytes_they_get_alone(
     ]
     for thread in threads:
         thread.start()
+    wait_for(url, lambda health: health["queue"] == 3 and health["running"] == 1)
     for thread in [blocker, *threads]:
         thread.join()
     metrics = httpx.get(f"{url}/metrics").text
