@@ -230,6 +230,12 @@ CASES = [
     ("serve-text-bucket-0", ["serve", "--model", "tiny", "--text-bucket", "0"], "--text-bucket"),
     ("serve-device-nonsense", ["serve", "--model", "tiny", "--device", "nonsense"], "--device"),
     ("serve-key-file-missing", ["serve", "--model", "tiny", "--api-key-file", "{missing}"], "--api-key-file"),
+    ("serve-enhancer-missing", ["serve", "--model", "tiny", "--enhancer", "{missing_dir}"], "no such folder"),
+    (
+        "serve-enhancer-url-no-model",
+        ["serve", "--model", "tiny", "--enhancer", "http://127.0.0.1:9/v1"],
+        "model",
+    ),
     ("serve-db-nonsense", ["serve", "--model", "tiny", "--db", "nonsense"], "--db"),
     ("arena-serve-port-0", ["arena", "serve", "--port", "0"], "--port"),
     ("arena-serve-port-too-big", ["arena", "serve", "--port", "70000"], "--port"),

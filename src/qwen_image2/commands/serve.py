@@ -84,6 +84,12 @@ def serve(
         [], "--cors-origin", help="Allow browser calls from this origin (off by default)."
     ),
     safety: bool = typer.Option(False, "--safety", help="Refuse output images the NudeNet detector flags."),
+    enhancer: str | None = typer.Option(
+        None, "--enhancer", help="Rewrite prompts first: a causal-LM folder or an OpenAI-compatible chat URL."
+    ),
+    enhancer_model: str | None = typer.Option(
+        None, "--enhancer-model", help="The model an --enhancer endpoint serves (its chat `model` field)."
+    ),
 ) -> None:
     """Serve models over an OpenAI-compatible Images API (/v1/images/generations, /v1/images/edits) and a web page.
 
@@ -103,10 +109,6 @@ def serve(
     for name in device:
         check_device(name, dtype)
     keys = read_api_keys(api_key, api_key_file)
-    from qwen_image2.serving.storage import build_engine
-
-    build_engine(db).dispose()  # a bad --db is one error line before minutes of model loading
-    listening = listen_socket(host, port)
     settings = ServeSettings(
         models=models,
         devices=list(device),
@@ -120,10 +122,22 @@ def serve(
         text_bucket=text_bucket,
         cors_origins=list(cors_origin),
         safety=safety,
+        enhancer=enhancer,
+        enhancer_model=enhancer_model,
         limits=Limits(max_pixels=max_pixels),
     )
+    prompt_enhancer = None
+    if enhancer is not None:  # a bad spec fails before the models load
+        from qwen_image2.enhancer.loading import load_enhancer
+
+        prompt_enhancer = load_enhancer(enhancer, model=enhancer_model)
+    from qwen_image2.serving.storage import build_engine
+
+    listening = listen_socket(host, port)
+    build_engine(db).dispose()  # a bad --db is one error line before minutes of model loading
     print(f"loading {', '.join(models)} on {', '.join(device)} ...", file=sys.stderr)
-    app = build_app(settings, load_workers(models, settings.devices, dtype, text_bucket))
+    workers = load_workers(models, settings.devices, dtype, text_bucket)
+    app = build_app(settings, workers, prompt_enhancer)
     print(f"serving on http://{host}:{port}/ (models: {', '.join(models)}; store: {db})", file=sys.stderr)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(
         sockets=[listening]

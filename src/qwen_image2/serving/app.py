@@ -18,6 +18,8 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qwen_image2.enhancer.loading import load_enhancer
+from qwen_image2.enhancer.rewrite import PromptEnhancer
 from qwen_image2.pipelines.requests import RequestSampler
 from qwen_image2.serving import gallery, routes
 from qwen_image2.serving.engine import Engine
@@ -136,8 +138,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         return answer(ApiError(500, f"internal error: {type(err).__name__}", code="internal_error"))
 
 
-def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]]) -> FastAPI:
-    """The API and page over already loaded `workers` (one dict of samplers per device)."""
+def build_app(
+    settings: ServeSettings, workers: list[dict[str, RequestSampler]], enhancer: PromptEnhancer | None = None
+) -> FastAPI:
+    """The API and page over already loaded `workers` (one dict of samplers per device); `enhancer` (or the
+    one `settings.enhancer` names) rewrites prompts first."""
     metrics = Metrics()
     engine = Engine(workers, max_queue=settings.max_queue, max_batch=settings.max_batch, metrics=metrics)
 
@@ -154,6 +159,9 @@ def build_app(settings: ServeSettings, workers: list[dict[str, RequestSampler]])
     app.state.db = build_engine(settings.db_url)
     app.state.sessionmaker = build_sessionmaker(app.state.db)
     app.state.safety = None
+    if enhancer is None and settings.enhancer:
+        enhancer = load_enhancer(settings.enhancer, model=settings.enhancer_model)
+    app.state.enhancer = enhancer
     app.state.started = time.time()
     if settings.safety:
         from qwen_image2.data.curation.nsfw import NudeNetModel

@@ -50,6 +50,7 @@ def history(request: Request, limit: int = 50, user: str | None = None) -> dict:
                     "kind": g.kind,
                     "model": g.model,
                     "prompt": g.prompt,
+                    "revised_prompt": g.revised_prompt,
                     "settings": g.settings,
                     "images": [{"id": i.id, "url": f"/v1/images/{i.id}/content"} for i in g.images],
                 }

@@ -44,6 +44,9 @@ class CommonFields(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, le=1000)
     guidance_scale: float | None = Field(None, ge=0, le=20)
     negative_prompt: str | None = None
+    enhance_prompt: bool | None = Field(
+        None, description="Rewrite the prompt first (default: when the server has an enhancer)."
+    )
 
 
 class GenerationBody(CommonFields):
@@ -75,6 +78,8 @@ class Options:
     stream: bool
     partial_images: int
     user: str | None
+    enhance_prompt: bool | None = None
+    revised_prompt: str | None = None  # the enhancer's rewrite, when one ran and succeeded
 
     def settings(self) -> dict:
         """What a history or feedback row records of how the image was made."""
@@ -198,4 +203,5 @@ def resolve(fields: CommonFields, models: list[str], default_steps: int, limits:
         stream=bool(fields.stream),
         partial_images=partial,
         user=fields.user,
+        enhance_prompt=fields.enhance_prompt,
     )

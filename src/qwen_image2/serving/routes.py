@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from qwen_image2.enhancer.canvas import size_for
 from qwen_image2.errors import UserError
 from qwen_image2.models.conditioning import MAX_PROMPT_TOKENS, condition_image_size
 from qwen_image2.pipelines.qwen_image2 import VAE_SCALE
@@ -218,9 +219,36 @@ def _image_request(request: Request, options: Options, images) -> tuple[ImageReq
     return image_request, Usage(text, sum(cells), output)
 
 
+async def _enhance(request: Request, kind: str, options: Options, images) -> None:
+    """The enhancer's rewrite in place of the prompt (and its canvas for a generation of size auto); on
+    any failure the enhancer hands back the original prompt and the request goes on with it."""
+    enhancer = request.app.state.enhancer
+    if enhancer is None or options.enhance_prompt is False:
+        return
+    rewrite = await asyncio.to_thread(
+        enhancer.rewrite, options.prompt, list(images), kind if kind == "edit" else "t2i"
+    )
+    if not rewrite.parse_ok:
+        return
+    options.prompt = options.revised_prompt = rewrite.rewritten_prompt
+    if options.size is None and not images:
+        side = request.app.state.samplers[options.model].resolution
+        options.size = size_for(rewrite.aspect_ratio, side)
+
+
 async def _answer(request: Request, kind: str, options: Options, images, mask):
     state = request.app.state
     started = time.monotonic()
+    if options.enhance_prompt and state.enhancer is None:
+        raise ApiError(
+            400,
+            "This server has no prompt enhancer (start it with --enhancer).",
+            param="enhance_prompt",
+            code="invalid_value",
+        )
+    _tokens(state.samplers[options.model], options.prompt, "prompt")  # refuse a long prompt before rewriting
+    original_prompt = options.prompt
+    await _enhance(request, kind, options, images)
     image_request, usage = _image_request(request, options, images)
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -237,7 +265,7 @@ async def _answer(request: Request, kind: str, options: Options, images, mask):
         raise ApiError(
             429, "The server is busy: its queue is full. Retry shortly.", code="queue_full", retry_after=1
         ) from None
-    finish = _Finisher(request, kind, options, image_request, usage, images, mask)
+    finish = _Finisher(request, kind, options, image_request, usage, images, mask, original_prompt)
     endpoint = "edits" if kind == "edit" else "generations"
     if options.stream:
         return StreamingResponse(
@@ -331,10 +359,12 @@ class _Finisher:
         usage: Usage,
         images,
         mask,
+        original_prompt: str,
     ):
         self.state = request.app.state
         self.base_url = str(request.base_url)
         self.kind, self.options, self.image_request, self.usage = kind, options, image_request, usage
+        self.original_prompt = original_prompt
         self.source = images[0] if images else None
         self.mask = mask
 
@@ -363,12 +393,15 @@ class _Finisher:
         encoded = [self._encode(image) for image in images]
         ids = self._store(encoded)
         self.state.metrics.images.labels(self.options.model).inc(len(images))
-        if (response_format or self.options.response_format) == "url":
+        o = self.options
+        if (response_format or o.response_format) == "url":
             data = [{"url": f"{self.base_url}v1/images/{i}/content"} for i in ids]
         else:
             data = [{"b64_json": base64.b64encode(b).decode()} for b in encoded]
         # `id` is ours (the image's id for /v1/feedback); OpenAI's client keeps unknown fields.
-        data = [{**item, "revised_prompt": None, "id": i} for item, i in zip(data, ids, strict=True)]
+        data = [
+            {**item, "revised_prompt": o.revised_prompt, "id": i} for item, i in zip(data, ids, strict=True)
+        ]
         common = self.common()
         common.pop("created_at")
         return {"created": int(time.time()), "data": data, **common, "usage": self.usage.body()}
@@ -394,7 +427,12 @@ class _Finisher:
         }
         with self.state.sessionmaker.begin() as session:
             generation = Generation(
-                kind=self.kind, model=o.model, prompt=o.prompt, settings=settings, user=o.user
+                kind=self.kind,
+                model=o.model,
+                prompt=self.original_prompt,
+                revised_prompt=o.revised_prompt,
+                settings=settings,
+                user=o.user,
             )
             generation.images = [
                 StoredImage(position=i, mime=mime, data=data) for i, data in enumerate(encoded)

@@ -34,4 +34,6 @@ class ServeSettings:
     text_bucket: int = 1  # >1: pad prompts to multiples of it, so more requests batch (pipelines/requests.py)
     cors_origins: list[str] = field(default_factory=list)
     safety: bool = False
+    enhancer: str | None = None  # a prompt enhancer: a causal-LM folder or a chat endpoint's URL
+    enhancer_model: str | None = None  # the model an enhancer endpoint serves
     limits: Limits = field(default_factory=Limits)
