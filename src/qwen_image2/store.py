@@ -1,6 +1,8 @@
 """One SQLAlchemy engine for every store (arena, serving, flywheel): a SQLite file by default, PostgreSQL
 by URL, the same tables on both."""
 
+import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
@@ -59,3 +61,13 @@ def _sqlite_pragmas(connection, _record) -> None:
 
 def build_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every timestamp is stored and compared as naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def random_id() -> str:
+    """A random row id (32 hex digits): an id that says nothing of what it names or when it was made."""
+    return secrets.token_hex(16)

@@ -10,15 +10,13 @@ body it receives is kept, so tests can assert on what the client sent.
 import asyncio
 import json
 import re
-import socket
-import threading
-import time
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from qwen_image2.enhancer.tiny import save_tiny_enhancer
+from web_helpers import served
 
 HANG_S = 30  # far beyond any client timeout in the tests; the server drops it at shutdown
 
@@ -82,25 +80,9 @@ class FakeEndpoint:
 
 @pytest.fixture(scope="session")
 def fake_server():
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     received: list[dict] = []
-    config = uvicorn.Config(
-        _build_app(received), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield FakeEndpoint(f"http://127.0.0.1:{port}/v1", received)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(_build_app(received), timeout_graceful_shutdown=1) as url:
+        yield FakeEndpoint(f"{url}/v1", received)
 
 
 @pytest.fixture

@@ -7,14 +7,16 @@ crash checks). Both yield the base URL, e.g. http://127.0.0.1:PORT.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
-import threading
-import time
+from contextlib import ExitStack
 
 import pytest
-from serving_helpers import DEMO, free_port, wait_healthy
+from serving_helpers import DEMO, wait_healthy
+
+from web_helpers import free_port, served
 
 
 @pytest.fixture(scope="session")
@@ -27,37 +29,23 @@ def demo_workers():
 
 @pytest.fixture
 def live_server(demo_workers, tmp_path):
-    """A factory: `live_server(**ServeSettings fields)` -> base URL of a running app (stopped after the test).
-    Defaults: both models, a SQLite store in tmp_path, quality "high" = 20 steps."""
-    import uvicorn
-
+    """A factory: `live_server(**ServeSettings fields)` -> base URL of a running app (stopped after the test;
+    `live_server.app` is the last one started). Defaults: both models, a SQLite store in tmp_path, quality
+    "high" = 20 steps."""
     from qwen_image2.serving.app import build_app
     from qwen_image2.serving.settings import ServeSettings
 
-    running = []
+    with ExitStack() as running:
+        count = itertools.count()
 
-    def start(workers=None, **fields):
-        fields.setdefault("models", {"demo": str(DEMO), "tiny": "tiny"})
-        fields.setdefault("db_url", f"sqlite:///{tmp_path / f'serve{len(running)}.db'}")
-        fields.setdefault("steps", 20)
-        app = build_app(ServeSettings(**fields), workers or demo_workers)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        running.append((server, thread))
-        url = f"http://127.0.0.1:{port}"
-        start.app = app
-        return url
+        def start(workers=None, **fields):
+            fields.setdefault("models", {"demo": str(DEMO), "tiny": "tiny"})
+            fields.setdefault("db_url", f"sqlite:///{tmp_path / f'serve{next(count)}.db'}")
+            fields.setdefault("steps", 20)
+            start.app = build_app(ServeSettings(**fields), workers or demo_workers)
+            return running.enter_context(served(start.app))
 
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=30)
+        yield start
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,12 +13,6 @@ DEMO = ROOT / "checkpoints" / "tiny-demo"
 DEMO_PROMPT = (
     'A poster that reads "HELLO" in black bold monospaced letters, left-aligned on a flat white background.'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_healthy(url: str, seconds: float = 120, process: subprocess.Popen | None = None) -> None:

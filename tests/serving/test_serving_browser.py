@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 
 import pytest
@@ -19,21 +18,8 @@ from sqlalchemy.orm import Session
 
 from qwen_image2.serving.settings import Limits
 from qwen_image2.serving.storage import Base, Feedback, build_engine
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, postgres_url, require_chromium
 
-POSTGRES_ENV = "QWEN_IMAGE2_TEST_POSTGRES_URL"
-CHROMIUM = "/usr/bin/chromium"
-# The arena test's flags: without the background-networking ones Chromium keeps dialling Google's hosts,
-# which this closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 60_000  # one demo image takes about a second; the first one also warms the model up
 GENERATE_PROMPT = 'A poster that reads "HELLO" in black bold letters on a flat white background.'
 EDIT_PROMPT = "Put the blue square from image 1 into the corner of the red poster in image 2."
@@ -60,13 +46,6 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-def require_service(what: str) -> None:
-    """Skip locally, fail in CI, when a service a test needs is missing (as the arena tests do)."""
-    if os.environ.get("QWEN_IMAGE2_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required in CI (QWEN_IMAGE2_REQUIRE_SERVICES=1) but missing")
-    pytest.skip(f"{what} not available; `.ci/run` provides it")
-
-
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
@@ -78,9 +57,7 @@ def db_url(request, tmp_path) -> str:
     """An empty serve store: a fresh SQLite file, or the CI PostgreSQL database with its tables recreated."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'serve.db'}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        require_service(f"PostgreSQL (set {POSTGRES_ENV})")
+    url = postgres_url()
     engine = build_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -91,8 +68,7 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture
 def page():
     """A Chromium page; fails the test if the page's script threw."""
-    if not os.access(CHROMIUM, os.X_OK):
-        require_service(f"Debian chromium at {CHROMIUM}")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -4,16 +4,14 @@ canvas, and a failed rewrite leaves the request as it came (the enhancer's fallb
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 from openai import OpenAI
-from serving_helpers import free_port
 
 from qwen_image2.enhancer.loading import load_enhancer
+from web_helpers import served
 
 DETAIL = ", bold black letters on a flat white background"
 
@@ -49,17 +47,8 @@ def chat_app() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def chat_url():
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(chat_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(chat_app()) as url:
+        yield f"{url}/v1"
 
 
 def test_revised_prompt_and_canvas_come_from_the_enhancer(live_server, chat_url):

@@ -6,24 +6,14 @@ Image ids are random: an image URL is a capability, shown to whoever made it and
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from qwen_image2.store import open_engine
+from qwen_image2.store import open_engine, random_id, utcnow
 
 VOTES = {"up": 1, "down": -1}
-
-
-def utcnow() -> datetime:
-    """Naive UTC (SQLite keeps no time zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def random_id() -> str:
-    return secrets.token_hex(16)
 
 
 class Base(DeclarativeBase):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
@@ -23,7 +21,6 @@ from qwen_image2.evaluation.arena.storage import Base, build_engine, build_sessi
 from qwen_image2.evaluation.arena.throttle import Throttle
 from qwen_image2.evaluation.arena.tickets import Tickets, load_tickets
 
-POSTGRES_ENV = "QWEN_IMAGE2_TEST_POSTGRES_URL"
 ADMIN_TOKEN = "test-admin-token"
 MODELS = ("model-red", "model-green", "model-blue")
 T2I_PROMPTS = [
@@ -36,13 +33,6 @@ EDIT_PROMPTS = [
     ("make the sky purple", ["inputs/street.png"]),
     ("put the hat from image 2 on the cat in image 1", ["inputs/cat.png", "inputs/hat.png"]),
 ]
-
-
-def require_service(what: str) -> None:
-    """Skip locally, fail in CI, when a service a test needs is missing."""
-    if os.environ.get("QWEN_IMAGE2_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required in CI (QWEN_IMAGE2_REQUIRE_SERVICES=1) but missing")
-    pytest.skip(f"{what} not available; `.ci/run` provides it")
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 32), fmt: str = "PNG") -> bytes:

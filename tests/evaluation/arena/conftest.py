@@ -7,14 +7,14 @@ skip when it is unset; with QWEN_IMAGE2_REQUIRE_SERVICES=1 (set by `.ci/run`) a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from arena_helpers import MODELS, POSTGRES_ENV, import_all, make_client, require_service, write_set
+from arena_helpers import MODELS, import_all, make_client, write_set
 from fastapi.testclient import TestClient
 
 from qwen_image2.evaluation.arena.storage import Base, build_engine
+from web_helpers import postgres_url
 
 
 @pytest.fixture
@@ -32,9 +32,7 @@ def db_url(request, tmp_path: Path) -> str:
     """An empty store: a fresh SQLite file, or the CI PostgreSQL database with its tables recreated."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'arena.db'}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        require_service(f"PostgreSQL (set {POSTGRES_ENV})")
+    url = postgres_url()
     engine = build_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)

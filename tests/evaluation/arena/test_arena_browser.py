@@ -6,65 +6,30 @@ Playwright-downloaded one. The screenshot is kept in the test's tmp folder for a
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from arena_helpers import ADMIN_TOKEN, MODELS, import_all, require_service
+from arena_helpers import ADMIN_TOKEN, MODELS, import_all
 
 from qwen_image2.evaluation.arena.app import build_app
 from qwen_image2.evaluation.arena.settings import ArenaSettings
-
-CHROMIUM = "/usr/bin/chromium"
-# The flags the machine's probe uses: without the background-networking ones Chromium keeps dialling
-# Google's hosts, which this closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium, served
 
 
 @pytest.fixture
 def live_arena(tmp_path: Path, set_dirs):
     """The arena served by uvicorn in a background thread; yields its base URL."""
-    import uvicorn
-
     url = f"sqlite:///{tmp_path / 'arena.db'}"
     import_all(url, set_dirs)
     app = build_app(ArenaSettings(db_url=url, admin_token=ADMIN_TOKEN, leaderboard_bootstrap=20))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as base:
+        yield base
     app.state.engine.dispose()
 
 
 @pytest.fixture
 def page():
-    if not os.access(CHROMIUM, os.X_OK):
-        require_service(f"Debian chromium at {CHROMIUM}")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -29,12 +29,11 @@ from qwen_image2.evaluation.arena.storage import (
     Prompt,
     Voter,
     VoteRow,
-    random_id,
-    utcnow,
 )
 from qwen_image2.evaluation.arena.throttle import Throttle
 from qwen_image2.evaluation.arena.tickets import Ticket, Tickets
 from qwen_image2.evaluation.arena.votes import Vote
+from qwen_image2.store import random_id, utcnow
 
 WINNER_OF_CHOICE = {"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "tie"}
 

@@ -7,8 +7,7 @@ neither an image URL nor a battle id says which model made the picture or when i
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from qwen_image2.store import build_sessionmaker, open_engine
+from qwen_image2.store import build_sessionmaker, open_engine, random_id, utcnow
 
 __all__ = ["build_engine", "build_sessionmaker"]
 
@@ -33,15 +32,6 @@ DEFAULT_DB_URL = "sqlite:///arena.db"
 BOARDS = ("t2i", "edit")
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # the largest image a store accepts
 CHOICES = ("left", "right", "tie", "both_bad")
-
-
-def utcnow() -> datetime:
-    """Naive UTC: SQLite keeps no time zone, so every timestamp is stored and compared as naive UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def random_id() -> str:
-    return secrets.token_hex(16)
 
 
 class Base(DeclarativeBase):
