@@ -75,3 +75,30 @@ def served(app, **config) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def empty_store(kind: str, sqlite_file, build_engine, metadata) -> str:
+    """The URL of an empty store: a fresh SQLite file, or the CI PostgreSQL database with `metadata`'s
+    tables dropped and made again (through `build_engine`, so added columns are there too)."""
+    if kind == "sqlite":
+        return f"sqlite:///{sqlite_file}"
+    url = postgres_url()
+    engine = build_engine(url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+@contextmanager
+def chromium_context():
+    """A headless Debian Chromium context (1280x900), closed on leaving."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_context(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()

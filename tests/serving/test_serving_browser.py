@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from qwen_image2.serving.settings import Limits
 from qwen_image2.serving.storage import Base, Feedback, build_engine
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, postgres_url, require_chromium
+from web_helpers import chromium_context, empty_store
 
 WAIT_MS = 60_000  # one demo image takes about a second; the first one also warms the model up
 GENERATE_PROMPT = 'A poster that reads "HELLO" in black bold letters on a flat white background.'
@@ -55,32 +55,19 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     """An empty serve store: a fresh SQLite file, or the CI PostgreSQL database with its tables recreated."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'serve.db'}"
-    url = postgres_url()
-    engine = build_engine(url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    return url
+    return empty_store(request.param, tmp_path / "serve.db", build_engine, Base.metadata)
 
 
 @pytest.fixture
 def page():
     """A Chromium page; fails the test if the page's script threw."""
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    with chromium_context() as context:
         context.add_init_script(RECORD_PAGE)
         tab = context.new_page()
         tab.set_default_timeout(WAIT_MS)
         script_errors: list[str] = []
         tab.on("pageerror", lambda error: script_errors.append(str(error)))
         yield tab
-        browser.close()
     assert not script_errors, script_errors
 
 

@@ -14,7 +14,7 @@ from arena_helpers import MODELS, import_all, make_client, write_set
 from fastapi.testclient import TestClient
 
 from qwen_image2.evaluation.arena.storage import Base, build_engine
-from web_helpers import postgres_url
+from web_helpers import empty_store
 
 
 @pytest.fixture
@@ -30,14 +30,7 @@ def set_dirs(tmp_path: Path) -> dict[tuple[str, str], Path]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path: Path) -> str:
     """An empty store: a fresh SQLite file, or the CI PostgreSQL database with its tables recreated."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'arena.db'}"
-    url = postgres_url()
-    engine = build_engine(url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    return url
+    return empty_store(request.param, tmp_path / "arena.db", build_engine, Base.metadata)
 
 
 @pytest.fixture

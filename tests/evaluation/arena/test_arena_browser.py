@@ -13,7 +13,7 @@ from arena_helpers import ADMIN_TOKEN, MODELS, import_all
 
 from qwen_image2.evaluation.arena.app import build_app
 from qwen_image2.evaluation.arena.settings import ArenaSettings
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+from web_helpers import chromium_context, served
 
 
 @pytest.fixture
@@ -29,14 +29,8 @@ def live_arena(tmp_path: Path, set_dirs):
 
 @pytest.fixture
 def page():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    with chromium_context() as context:
         yield context.new_page()
-        browser.close()
 
 
 def loaded_images(page, selector: str) -> int:
