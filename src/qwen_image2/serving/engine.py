@@ -9,6 +9,7 @@ cancelled (the client went away) or ran out of time, and stops the batch when no
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
@@ -69,6 +70,7 @@ class Job:
     prepared_by: int | None = None
     cancel_step: int | None = None  # the engine's step count when the cancel came
     partials_sent: int = 0
+    order: int = 0  # of arrival: the queue is kept in this order
 
     @property
     def key(self) -> tuple:
@@ -110,6 +112,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._step_count = itertools.count(1)
+        self._arrivals = itertools.count()
         self.steps = 0  # denoising steps run, all workers
         self.running = 0  # requests being denoised
         # Denoising steps that finished after a batch's last cancel before the worker let it go (1: the one
@@ -123,6 +126,7 @@ class Engine:
                 raise ApiError(503, "The server is shutting down.", code="unavailable", retry_after=5)
             if len(self._queue) >= self.max_queue:
                 raise QueueFull
+            job.order = next(self._arrivals)
             self._queue.append(job)
             self.metrics.queue_depth.set(len(self._queue))
             self._lock.notify()
@@ -200,16 +204,23 @@ class Engine:
             head = self._queue.popleft()
             jobs, images = [head], head.request.num_images
             for job in list(self._queue):
-                if job.key == head.key and images + job.request.num_images <= self.max_batch:
+                if self._may_join(head, job, images):
                     self._queue.remove(job)
                     jobs.append(job)
                     images += job.request.num_images
             self.metrics.queue_depth.set(len(self._queue))
             return jobs
 
+    def _may_join(self, head: Job, job: Job, images: int) -> bool:
+        if job.key != head.key or images + job.request.num_images > self.max_batch:
+            return False
+        # Both encoded already (put back by an earlier batch): one of another encoded length cannot join
+        # this batch, and must not take the place of one that can.
+        return head.prepared is None or job.prepared is None or job.prepared.key == head.prepared.key
+
     def _prepare(self, index: int, samplers: dict[str, RequestSampler], jobs: list[Job]) -> list[Job]:
-        """Encode each claimed request on this worker's device; those of another text bucket than the oldest
-        go back to the front of the queue (their encoding is kept)."""
+        """Encode each claimed request on this worker's device; those of another encoded length (or text
+        bucket) than the oldest go back to the queue, in their place of arrival (their encoding is kept)."""
         live = []
         for job in jobs:
             if self._drop_if_dead(job):
@@ -227,7 +238,7 @@ class Engine:
         later = [job for job in live if job.prepared.key != live[0].prepared.key]
         if later:
             with self._lock:
-                self._queue.extendleft(reversed(later))
+                self._queue = deque(heapq.merge(self._queue, later, key=lambda job: job.order))
                 self.metrics.queue_depth.set(len(self._queue))
                 self._lock.notify()
         return batch
@@ -280,7 +291,31 @@ class Engine:
 def load_workers(
     models: dict[str, str], devices: list[str], dtype: str, text_bucket: int = 1
 ) -> list[dict[str, RequestSampler]]:
-    """Each device's copy of every model, as request samplers (devices resolved: 'auto' -> cuda or cpu)."""
+    """Each device's copy of every model, as request samplers (devices resolved: 'auto' -> cuda or cpu).
+
+    The loading runs in a thread of its own that ends when it is done. A thread that ran parallel torch
+    ops keeps an OpenMP (libgomp) thread pool for its life; the main thread's, idle beside a worker's, makes
+    more OpenMP threads than CPUs, and libgomp then stops spin-waiting: every parallel region of the worker
+    sleeps and wakes its threads (on 2 cores the demo model denoised 2.5-3x slower, ~500 context switches
+    a step; benchmarks/serving_throughput.py)."""
+    loaded: list[list[dict[str, RequestSampler]]] = []
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            loaded.append(_load_workers(models, devices, dtype, text_bucket))
+        except BaseException as err:  # raised again in the caller's thread
+            failed.append(err)
+
+    thread = threading.Thread(target=load, daemon=True, name="load-workers")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return loaded[0]
+
+
+def _load_workers(models, devices, dtype, text_bucket) -> list[dict[str, RequestSampler]]:
     from qwen_image2.models.device import resolve_device, resolve_dtype
     from qwen_image2.pipelines.qwen_image2 import QwenImage2Pipeline
 
