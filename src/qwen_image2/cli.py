@@ -10,7 +10,7 @@ import warnings
 
 import typer
 
-from qwen_image2.commands import arena, cache, curate, evaluate, generate, serve, synth, train, vae
+from qwen_image2.commands import arena, cache, curate, enhancer, evaluate, generate, serve, synth, train, vae
 from qwen_image2.errors import UserError
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.add_typer(arena.app, name="arena")
 app.command("train-vae")(vae.train_vae)
 app.add_typer(evaluate.eval_app, name="eval")
 app.command("serve")(serve.serve)
+app.add_typer(enhancer.app, name="enhancer")
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C

@@ -51,13 +51,22 @@ def data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def ocr_context(images: list[Image.Image], lang: str) -> str:
-    """One line per image: what Tesseract reads on it (in the instruction's language)."""
+def ocr_lines(readings: list[str]) -> str:
+    """One line per source image: the text on it (SFT rows give the text the image was rendered with).
+
+    >>> ocr_lines(["REEF", ""])
+    'Text read from <image1>: "REEF"\nText read from <image2>: (none)'
+    """
     lines = []
-    for index, image in enumerate(images, start=1):
-        reading = " ".join(read_text(image, lang).split())
+    for index, reading in enumerate(readings, start=1):
+        reading = " ".join(reading.split())
         lines.append(f"Text read from <image{index}>: " + (f'"{reading}"' if reading else "(none)"))
     return "\n".join(lines)
+
+
+def ocr_context(images: list[Image.Image], lang: str) -> str:
+    """`ocr_lines` of what Tesseract reads on each image (in the instruction's language)."""
+    return ocr_lines([read_text(image, lang) for image in images])
 
 
 def build_messages(
