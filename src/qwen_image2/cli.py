@@ -30,6 +30,7 @@ app.add_typer(arena.app, name="arena")
 app.command("train-vae")(vae.train_vae)
 app.add_typer(evaluate.eval_app, name="eval")
 app.command("serve")(serve.serve)
+app.command("enhance")(enhancer.enhance)
 app.add_typer(enhancer.app, name="enhancer")
 
 

@@ -7,6 +7,8 @@ import typer
 from qwen_image2.commands.options import (
     DEVICE,
     DTYPE,
+    ENHANCE,
+    ENHANCER_MODEL,
     GUIDANCE,
     MODEL,
     NEGATIVE_PROMPT,
@@ -40,6 +42,8 @@ def generate(
     out: Path = typer.Option(Path("output.png"), "--out", "-o", help="PNG to write (alpha kept)."),
     no_kv_cache: bool = NO_KV_CACHE,
     text_bucket: int = TEXT_BUCKET,
+    enhance: str | None = ENHANCE,
+    enhancer_model: str | None = ENHANCER_MODEL,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -52,11 +56,17 @@ def generate(
       qwen-image2 generate "a cat" --model ./Qwen-Image-2.1 --size 2048x2048 --seed 7 --out cat.png
 
       qwen-image2 generate "a cat" -m ./Qwen-Image-2.1 --guidance 4 --negative-prompt "blurry" --num-images 4
+
+      qwen-image2 generate 'poster saying otter' --model checkpoints/tiny-demo --enhance checkpoints/tiny-enhancer
     """
     from qwen_image2.models.loading import training_resolution_of
 
     _check(model, out, device, dtype)
-    width, height = parse_size(size) if size else (training_resolution_of(model),) * 2
+    side = training_resolution_of(model)
+    width, height = parse_size(size) if size else (side, side)
+    if enhance is not None:
+        prompt, canvas = _enhanced(prompt, [], enhance, enhancer_model, side)
+        width, height = (width, height) if size else canvas
     settings = dict(
         steps=steps,
         seed=seed,
@@ -92,6 +102,8 @@ def edit(
     out: Path = typer.Option(Path("edited.png"), "--out", "-o", help="PNG to write (alpha kept)."),
     no_kv_cache: bool = NO_KV_CACHE,
     text_bucket: int = TEXT_BUCKET,
+    enhance: str | None = ENHANCE,
+    enhancer_model: str | None = ENHANCER_MODEL,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -117,6 +129,9 @@ def edit(
             condition_image_size(*picture.size, resolution)
         except UserError as err:
             raise UserError(f"--image {path}: {err}") from None
+    if enhance is not None:
+        instruction, canvas = _enhanced(instruction, images, enhance, enhancer_model, resolution)
+        width, height = (width, height) if size else canvas
     settings = dict(
         steps=steps,
         seed=seed,
@@ -129,6 +144,15 @@ def edit(
         dtype=dtype,
     )
     run(instruction, images, model, width, height, out, resolution=resolution, **settings)
+
+
+def _enhanced(prompt: str, images: list, spec: str, enhancer_model: str | None, side: int):
+    """The enhancer's rewrite of `prompt` and its canvas at the model's `side` (the prompt as given, and
+    the canvas of its fallback ratio, when the rewrite fails)."""
+    from qwen_image2.commands.enhancer import load_command_enhancer, rewrite_for_command
+
+    rewrite = rewrite_for_command(load_command_enhancer(spec, enhancer_model, side), prompt, images)
+    return rewrite.rewritten_prompt, rewrite.size
 
 
 def _check(model: str, out: Path, device: str, dtype: str) -> None:

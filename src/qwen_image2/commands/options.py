@@ -50,6 +50,14 @@ TEXT_BUCKET = typer.Option(
     min=1,
     help="Pad prompts to multiples of this many tokens (as a server run with the same value does); 1: exact.",
 )
+ENHANCE = typer.Option(
+    None,
+    "--enhance",
+    help="Rewrite the prompt first: an enhancer folder (causal LM) or an OpenAI-compatible chat URL.",
+)
+ENHANCER_MODEL = typer.Option(
+    None, "--enhancer-model", help="The model an enhancer endpoint serves (its chat `model` field)."
+)
 NO_KV_CACHE = typer.Option(False, "--no-kv-cache", help="Recompute the prompt's tokens every step.")
 
 
