@@ -8,6 +8,7 @@ import typer
 from qwen_image2.commands.options import (
     DEVICE,
     DTYPE,
+    ENHANCER_MODEL,
     GUIDANCE,
     NEGATIVE_PROMPT,
     SEED,
@@ -42,6 +43,13 @@ BENCHMARK = typer.Option(
     help="Anchor table to place the result in: imagenet, text, omnidoc.",
 )
 WORST = typer.Option(8, "--worst", min=0, help="Reconstructions shown in the worst-cases PNG.")
+SIZE = typer.Option(
+    None,
+    "--size",
+    help="Output side in pixels (edits: the source's aspect); default: the model's training side.",
+)
+TEXT_STEPS = typer.Option(20, "--steps", min=1, help="Denoising steps.")
+LIMIT = typer.Option(0, "--limit", min=0, help="Use only the first N entries of each set (0: all).")
 
 
 def _check_folder(path: Path, what: str) -> None:
@@ -178,16 +186,18 @@ def text(
     out: Path = typer.Option(
         Path("text_eval.json"), "--out", "-o", help="JSON to write (+ NAME.sheet.png beside it)."
     ),
-    size: int = typer.Option(
-        None,
-        "--size",
-        help="Output side in pixels (edits: the source's aspect); default: the model's training side.",
-    ),
-    steps: int = typer.Option(20, "--steps", min=1, help="Denoising steps."),
+    size: int = SIZE,
+    steps: int = TEXT_STEPS,
     guidance: float = GUIDANCE,
     negative_prompt: str = NEGATIVE_PROMPT,
     seed: int = SEED,
-    limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N entries of each set (0: all)."),
+    limit: int = LIMIT,
+    enhancer: str | None = typer.Option(
+        None,
+        "--enhancer",
+        help="Rewrite every prompt first: an enhancer folder or an OpenAI-compatible chat URL.",
+    ),
+    enhancer_model: str | None = ENHANCER_MODEL,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -195,6 +205,7 @@ def text(
 
     Figures: word accuracy, exact match and normalised edit distance per language; for edits, success
     (new text read, old gone), PSNR outside the edit mask, and the global shift (phase correlation).
+    With --enhancer, each prompt is rewritten first and the enhancer's own figures are added.
 
     Examples:
 
@@ -206,41 +217,164 @@ def text(
 
       qwen-image2 eval text -m tiny --limit 2 --steps 2 --size 64 --out /tmp/t.json
     """
-    from qwen_image2.evaluation.text_rendering import (
-        default_prompt_files,
-        evaluate_text,
-        load_prompts,
-        pipeline_generator,
-        save_sheet,
-    )
-    from qwen_image2.metrics.ocr import check_tesseract
-    from qwen_image2.models.loading import training_resolution_of
+    from qwen_image2.evaluation.text_rendering import default_prompt_files, evaluate_text, save_sheet
 
-    check_device(device, dtype)
-    check_model(model)
-    size = training_resolution_of(model) if size is None else size
-    if size <= 0 or size % 32:
-        raise UserError(f"--size {size}: must be a positive multiple of 32")
-    check_out_file(out)
-    files = list(prompts or default_prompt_files())
-    entries = [e for f in files for e in (load_prompts(f)[:limit] if limit > 0 else load_prompts(f))]
-    check_tesseract(sorted({e.lang for e in entries}))  # before the model loads: fail in a second
-    pipe = load_pipeline(model, device, dtype)
-    pipe.set_progress_bar_config(disable=True)
-    negative_prompt = cfg_negative(guidance, negative_prompt)
-    generate = pipeline_generator(pipe, steps, seed, guidance, negative_prompt)
-    result, shown = evaluate_text(entries, generate, size)
-    result = {
-        "model": model,
-        "prompts": [str(f) for f in files],
-        "size": size,
-        "steps": steps,
-        "guidance": guidance,
-        "negative_prompt": negative_prompt,
-        "seed": seed,
-    } | result
+    setup = _TextSetup(model, prompts or default_prompt_files(), out, size, limit, device, dtype)
+    rewrite = None
+    if enhancer is not None:
+        from qwen_image2.commands.enhancer import load_command_enhancer
+        from qwen_image2.enhancer.evaluation import enhancer_rewriter
+
+        rewrite = enhancer_rewriter(load_command_enhancer(enhancer, enhancer_model, setup.size))
+    generate, negative_prompt = setup.generator(steps, seed, guidance, negative_prompt)
+    result, shown = evaluate_text(setup.entries, generate, setup.size, rewrite=rewrite)
+    if rewrite is not None:
+        from qwen_image2.enhancer.evaluation import summarize_rewrites
+
+        result = {"enhancer": summarize_rewrites(result["per_sample"])} | result
+    result = (
+        {
+            "model": model,
+            "prompts": [str(f) for f in setup.files],
+            "size": setup.size,
+            "steps": steps,
+            "guidance": guidance,
+            "negative_prompt": negative_prompt,
+            "seed": seed,
+        }
+        | ({"enhancer_spec": enhancer} if enhancer else {})
+        | result
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     sheet = save_sheet(shown, picture_beside(out, "sheet"))
     print(json.dumps({k: v for k, v in result.items() if k != "per_sample"}, indent=2, ensure_ascii=False))
     typer.echo(f"wrote {out}, {sheet}", err=True)
+
+
+@eval_app.command("enhancer")
+def enhancers(
+    model: str = typer.Option(
+        ..., "--model", "-m", help="The generator: a diffusers model folder (e.g. checkpoints/tiny-demo)."
+    ),
+    enhancer: list[str] = typer.Option(
+        ...,
+        "--enhancer",
+        help="LABEL=SPEC (a folder or an OpenAI-compatible chat URL); repeat to compare, e.g. sft=... grpo=...",
+    ),
+    enhancer_model: str | None = ENHANCER_MODEL,
+    raw: bool = typer.Option(True, "--raw/--no-raw", help="Also score the prompts as typed (column 'raw')."),
+    prompts: list[Path] = typer.Option(
+        None,
+        "--prompts",
+        help="JSONL prompt set; repeat (default: the held-out colloquial T2I and edit sets).",
+    ),
+    out: Path = typer.Option(
+        Path("enhancer_eval.json"),
+        "--out",
+        "-o",
+        help="JSON to write (+ NAME.md table and sheets beside it).",
+    ),
+    size: int = SIZE,
+    steps: int = TEXT_STEPS,
+    guidance: float = GUIDANCE,
+    negative_prompt: str = NEGATIVE_PROMPT,
+    seed: int = SEED,
+    limit: int = LIMIT,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Score prompt enhancers side by side: parse_ok, quotes kept, rewrite latency, and the generator's OCR
+    word accuracy and edit success on what each enhancer wrote (same sets, sizes and seeds in every column).
+
+    Examples:
+
+      qwen-image2 eval enhancer -m checkpoints/tiny-demo --enhancer tiny=checkpoints/tiny-enhancer \
+          --steps 20 --guidance 2 --negative-prompt '' --out outputs/enhancer_eval.json
+
+      qwen-image2 eval enhancer -m checkpoints/tiny-demo --enhancer sft=runs/sft/model --enhancer grpo=runs/grpo/model
+    """
+    from qwen_image2.commands.enhancer import load_command_enhancer
+    from qwen_image2.enhancer.evaluation import (
+        RAW,
+        colloquial_prompt_files,
+        comparison_table,
+        enhancer_rewriter,
+        summarize_rewrites,
+    )
+    from qwen_image2.evaluation.text_rendering import evaluate_text, save_sheet
+
+    specs = dict(_labelled(item) for item in enhancer)
+    if raw and RAW in specs:
+        raise UserError(
+            f"--enhancer {RAW}=...: the label {RAW!r} is the column of prompts as typed; rename it"
+        )
+    setup = _TextSetup(model, prompts or colloquial_prompt_files(), out, size, limit, device, dtype)
+    rewriters = {RAW: None} if raw else {}
+    for label, spec in specs.items():  # every enhancer loads before the first image is drawn
+        rewriters[label] = enhancer_rewriter(load_command_enhancer(spec, enhancer_model, setup.size))
+    generate, negative_prompt = setup.generator(steps, seed, guidance, negative_prompt)
+    results, sheets = {}, []
+    for label, rewrite in rewriters.items():
+        typer.echo(f"scoring {label} on {len(setup.entries)} prompts", err=True)
+        result, shown = evaluate_text(setup.entries, generate, setup.size, rewrite=rewrite)
+        if rewrite is not None:
+            result = {"enhancer": summarize_rewrites(result["per_sample"])} | result
+        results[label] = result
+        sheets.append(save_sheet(shown, picture_beside(out, f"{label}.sheet")))
+    table = comparison_table(results)
+    report = {
+        "model": model,
+        "enhancers": specs,
+        "prompts": [str(f) for f in setup.files],
+        "size": setup.size,
+        "steps": steps,
+        "guidance": guidance,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "results": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    table_path = out.with_suffix(".md")
+    table_path.write_text(table)
+    print(table, end="")
+    typer.echo(f"wrote {out}, {table_path}, {', '.join(str(p) for p in sheets)}", err=True)
+
+
+def _labelled(item: str) -> tuple[str, str]:
+    label, sep, spec = item.partition("=")
+    if not sep or not label.strip() or not spec.strip() or "/" in label:
+        raise UserError(f"--enhancer {item!r}: write LABEL=SPEC, e.g. sft=runs/enhancer-sft/model")
+    return label.strip(), spec.strip()
+
+
+class _TextSetup:
+    """What `eval text` and `eval enhancer` check and load first: the model, the size, the prompts."""
+
+    def __init__(self, model: str, files: list[Path], out: Path, size, limit: int, device: str, dtype: str):
+        from qwen_image2.evaluation.text_rendering import load_prompts
+        from qwen_image2.metrics.ocr import check_tesseract
+        from qwen_image2.models.loading import training_resolution_of
+
+        check_device(device, dtype)
+        check_model(model)
+        size = training_resolution_of(model) if size is None else size
+        if size <= 0 or size % 32:
+            raise UserError(f"--size {size}: must be a positive multiple of 32")
+        check_out_file(out)
+        self.files, self.size = list(files), size
+        self.entries = [
+            e for f in self.files for e in (load_prompts(f)[:limit] if limit > 0 else load_prompts(f))
+        ]
+        check_tesseract(sorted({e.lang for e in self.entries}))  # before the model loads: fail in a second
+        self.model, self.device, self.dtype = model, device, dtype
+
+    def generator(self, steps: int, seed: int, guidance: float, negative_prompt: str):
+        """(a Generate over the loaded pipeline, the negative prompt CFG will use)."""
+        from qwen_image2.evaluation.text_rendering import pipeline_generator
+
+        pipe = load_pipeline(self.model, self.device, self.dtype)
+        pipe.set_progress_bar_config(disable=True)
+        negative_prompt = cfg_negative(guidance, negative_prompt)
+        return pipeline_generator(pipe, steps, seed, guidance, negative_prompt), negative_prompt

@@ -14,7 +14,7 @@ global shift (alignment.py). Summaries are per language, and over all samples.
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -173,12 +173,19 @@ def output_size(entry: PromptEntry, source: Image.Image | None, size: int) -> tu
 
 
 def evaluate_text(
-    entries: list[PromptEntry], generate: Generate, size: int = 128, ocr: Callable = read_text
+    entries: list[PromptEntry],
+    generate: Generate,
+    size: int = 128,
+    ocr: Callable = read_text,
+    rewrite: Callable | None = None,
 ) -> tuple[dict, list[dict]]:
     """Generate every entry, read it, score it: (summary with per-sample rows, samples for the sheet).
 
     `generate(entry, source_or_None, width, height)` returns the image; sources and masks are resized
-    to the output size first, so that every comparison is pixel for pixel.
+    to the output size first, so that every comparison is pixel for pixel. `rewrite(entry, source)`,
+    when given, returns (the prompt to draw instead, fields for the row): a prompt enhancer's rewrite
+    (enhancer/evaluation.py). The output size stays the set's, so that columns with and without an
+    enhancer are scored on the same canvas.
     """
     rows, shown = [], []
     for entry in entries:
@@ -186,10 +193,15 @@ def evaluate_text(
         width, height = output_size(entry, source, size)
         if source is not None:
             source = source.resize((width, height), Image.Resampling.LANCZOS)
-        output = generate(entry, source, width, height).convert("RGB")
+        row = {"prompt": entry.prompt, "text": entry.text, "lang": entry.lang, "edit": entry.is_edit}
+        drawn = entry
+        if rewrite is not None:
+            prompt, fields = rewrite(entry, source)
+            row |= fields
+            drawn = replace(entry, prompt=prompt)
+        output = generate(drawn, source, width, height).convert("RGB")
         single_line = "\n" not in entry.text
         reading = ocr(output, entry.lang, single_line=single_line)
-        row = {"prompt": entry.prompt, "text": entry.text, "lang": entry.lang, "edit": entry.is_edit}
         row["reading"] = reading
         if entry.is_edit:
             mask = (
