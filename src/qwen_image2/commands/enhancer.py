@@ -89,3 +89,29 @@ def enhance(
         "latency_s": round(rewrite.latency_s, 4),
     }
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@app.command("grpo")
+def grpo(
+    recipe: Path = typer.Argument(..., help="A GRPO recipe (YAML), e.g. recipes/enhancer-grpo-tiny.yaml."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.max_steps=4."),
+) -> None:
+    """GRPO on enhancer rows, rewarded by what the frozen generator draws; rerunning resumes.
+
+    Examples:
+
+      qwen-image2 enhancer grpo recipes/enhancer-grpo-tiny.yaml
+
+      qwen-image2 enhancer grpo recipes/enhancer-grpo-tiny.yaml train.max_steps=2 output_dir=runs/g
+
+      qwen-image2 enhancer grpo recipes/enhancer-grpo-tiny.yaml rewards.judge=1 judge.kind=endpoint \\
+          judge.url=http://127.0.0.1:8000/v1 judge.model=Qwen3-VL-8B-Instruct
+    """
+    from qwen_image2.config import dump_config, load_config
+    from qwen_image2.enhancer.grpo import train_grpo
+    from qwen_image2.enhancer.grpo_config import GRPOConfig, check_inputs
+
+    config = load_config(GRPOConfig, recipe, overrides or [])
+    check_inputs(config)
+    typer.echo(dump_config(config), err=True)
+    typer.echo(str(train_grpo(config)))

@@ -1,0 +1,91 @@
+"""The GRPO run's report: report.md (per-reward means, first vs last logged step, seconds per step) and
+rewards.png (each reward's mean, and the weighted total, per step), from metrics.jsonl."""
+
+import json
+import statistics
+from pathlib import Path
+
+
+def read_metrics(output_dir: Path) -> list[dict]:
+    path = Path(output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def reward_names(rows: list[dict]) -> list[str]:
+    """TRL's per-reward means, `rewards/<name>/mean`, in the order first logged."""
+    names = [key for row in rows for key in row if key.startswith("rewards/") and key.endswith("/mean")]
+    return list(dict.fromkeys(names))
+
+
+def plot_rewards(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    steps = [row["step"] for row in rows]
+    for key in [*reward_names(rows), "reward"]:
+        values = [row.get(key) for row in rows]
+        label = "total (weighted)" if key == "reward" else key.split("/")[1]
+        axes.plot(steps, values, marker="o", markersize=3, label=label, linewidth=2 if key == "reward" else 1)
+    axes.set_xlabel("step")
+    axes.set_ylabel("mean reward")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def summary(rows: list[dict], wall_seconds: float) -> dict:
+    step_times = [row["step_seconds"] for row in rows if row.get("step_seconds") is not None]
+    render_times = [row["render_seconds"] for row in rows if row.get("render_seconds") is not None]
+    first, last = (rows[0], rows[-1]) if rows else ({}, {})
+    return {
+        "steps_logged": len(rows),
+        "last_step": last.get("step"),
+        "wall_seconds_this_run": round(wall_seconds, 1),
+        "median_step_seconds": statistics.median(step_times) if step_times else None,
+        "median_render_seconds": statistics.median(render_times) if render_times else None,
+        "rewards": {
+            key.split("/")[1]: {"first": first.get(key), "last": last.get(key)}
+            for key in [*reward_names(rows)]
+        }
+        | {"total": {"first": first.get("reward"), "last": last.get("reward")}},
+    }
+
+
+def write_report(output_dir: Path, wall_seconds: float) -> Path:
+    """report.json, report.md and rewards.png in `output_dir`; returns report.md."""
+    output_dir = Path(output_dir)
+    rows = read_metrics(output_dir)
+    figures = summary(rows, wall_seconds)
+    (output_dir / "report.json").write_text(json.dumps(figures, indent=2))
+    lines = [
+        "# Enhancer GRPO run",
+        "",
+        f"Steps logged: {figures['steps_logged']} (last step {figures['last_step']}); "
+        f"median seconds per step: {figures['median_step_seconds']}; "
+        f"median render seconds per step: {figures['median_render_seconds']}.",
+        "",
+        "| reward | first logged step | last logged step |",
+        "|---|---|---|",
+    ]
+    for name, values in figures["rewards"].items():
+        cells = ["-" if v is None else f"{v:.3f}" for v in (values["first"], values["last"])]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    if rows:
+        plot_rewards(rows, output_dir / "rewards.png")
+        lines += [
+            "",
+            "![mean reward per step](rewards.png)",
+            "",
+            "Rollout images of each logged step: `rollouts/step-NNNNNNN.png`.",
+        ]
+    path = output_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
