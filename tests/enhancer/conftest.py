@@ -3,7 +3,7 @@
 The fake server is a FastAPI app under uvicorn on a loopback port, in a thread of this process. The
 `model` field of a request picks its behaviour: "good" (a think block, then a valid answer echoing the
 prompt), "garbage" (prose with no JSON), "error" (HTTP 500), "busy" (503 with Retry-After: 120),
-"reject" (400), "hang" (never answers in time). Every request
+"reject" (400), "hang" (never answers in time), "terse" (a short paraphrase: the first quote + "poster"). Every request
 body it receives is kept, so tests can assert on what the client sent.
 """
 
@@ -59,7 +59,13 @@ def _build_app(received: list[dict]):
             return JSONResponse(error, status_code=400)
         if model == "hang":
             await asyncio.sleep(HANG_S)
-        text = _good_answer(_user_text(body)) if model == "good" else "Sure! Here is a lovely prompt {oops"
+        if model == "terse":  # a casual paraphrase: the caption's first quote, then "poster"
+            quotes = re.findall(r'"[^"]*"', _user_text(body))
+            text = f"{quotes[0] if quotes else 'a'} poster"
+        elif model == "good":
+            text = _good_answer(_user_text(body))
+        else:
+            text = "Sure! Here is a lovely prompt {oops"
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",

@@ -91,6 +91,40 @@ def enhance(
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
+@app.command("data")
+def data(
+    manifests: list[Path] = typer.Argument(..., help="Manifests with fine captions (synth's, curation's)."),
+    out: Path = typer.Option(..., "--out", help="Folder for rows.jsonl, eval.jsonl and summary.json."),
+    seed: int = typer.Option(0, help="Same seed, same rows."),
+    variants: int = typer.Option(2, help="Colloquial prompts made from each caption."),
+    limit: int | None = typer.Option(None, help="Use only the first N captioned rows."),
+    eval_share: float = typer.Option(0.02, help="Share of captions kept apart for the SFT eval loss."),
+    degrader: str | None = typer.Option(
+        None, help="An LLM degrader: a causal-LM folder or an http(s) endpoint (default: rule-based)."
+    ),
+    degrader_model: str | None = typer.Option(None, help="The model an endpoint degrader serves."),
+) -> None:
+    """Reverse-engineer SFT rows: each fine caption made colloquial, with the reasoning back to it.
+
+    Examples:
+
+      qwen-image2 enhancer data data/grid-128/manifest.parquet --out runs/enhancer-data-tiny
+
+      qwen-image2 enhancer data a.parquet b.parquet --out runs/pe --degrader http://127.0.0.1:8000/v1 \\
+          --degrader-model Qwen3-8B
+    """
+    from qwen_image2.enhancer.reverse import LLMDegrader, make_data
+
+    paraphraser = None
+    if degrader:
+        from qwen_image2.enhancer.loading import load_enhancer
+
+        paraphraser = LLMDegrader(load_enhancer(degrader, model=degrader_model).backend)
+    summary = make_data(manifests, out, seed, variants, limit, eval_share, paraphraser)
+    typer.echo(json.dumps({k: summary[k] for k in ("rows", "eval_rows", "tasks", "specificity")}))
+    typer.echo(str(out / "rows.jsonl"))
+
+
 @app.command("grpo")
 def grpo(
     recipe: Path = typer.Argument(..., help="A GRPO recipe (YAML), e.g. recipes/enhancer-grpo-tiny.yaml."),

@@ -18,7 +18,7 @@ from qwen_image2.enhancer.rewrite import PromptEnhancer, Rewrite
 from qwen_image2.evaluation.heldout import PROMPTS_DIR
 from qwen_image2.evaluation.text_rendering import PromptEntry
 
-# The held-out colloquial sets (evaluation/colloquial.py writes them): what users type, not captions.
+# The held-out colloquial sets (enhancer/colloquial.py writes them): what users type, not captions.
 COLLOQUIAL_SETS = ("colloquial_t2i.jsonl", "colloquial_edits.jsonl")
 RAW = "raw"  # the column of prompts as typed, no enhancer
 

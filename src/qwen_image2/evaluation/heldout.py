@@ -39,30 +39,36 @@ def _t2i_entries(words: tuple[str, ...], lang: str, rng: np.random.Generator) ->
     return entries
 
 
+def edit_pair(rng: np.random.Generator, old: str, new: str, folder: Path, name: str) -> dict | None:
+    """A 128 px word poster of `old` and the edit to `new`: the source and the changed region's mask are
+    written to folder/name.png and folder/name-mask.png; the entry (paths relative to `folder`), or None
+    when `new` does not fit."""
+    scene = word_poster(rng, scene_size(rng, EDIT_SIZE, style=WORDS), "en", WORDS, text=old)
+    edit = change_text_to(scene, 0, new)
+    if edit is None:
+        return None
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    render_scene(scene).save(folder / f"{name}.png")
+    render_mask(scene.size, list(edit.changed)).save(folder / f"{name}-mask.png")
+    return {
+        "instruction": edit.instruction,
+        "text": new,
+        "old_text": old,
+        "lang": "en",
+        "image": f"{name}.png",
+        "mask": f"{name}-mask.png",
+    }
+
+
 def _edit_entries(folder: Path, count: int, rng: np.random.Generator) -> list[dict]:
     """Pairs (A -> B) of held-out words of 3-5 letters; sources and masks are written to folder/edits."""
-    (folder / "edits").mkdir(parents=True, exist_ok=True)
     words = [w for w in HELDOUT_EN if len(w) <= 5]
     entries = []
     while len(entries) < count:
         old, new = (str(w) for w in rng.choice(words, 2, replace=False))
-        scene = word_poster(rng, scene_size(rng, EDIT_SIZE, style=WORDS), "en", WORDS, text=old)
-        edit = change_text_to(scene, 0, new)
-        if edit is None:
-            continue
-        name = f"edits/{len(entries):03d}"
-        render_scene(scene).save(folder / f"{name}.png")
-        render_mask(scene.size, list(edit.changed)).save(folder / f"{name}-mask.png")
-        entries.append(
-            {
-                "instruction": edit.instruction,
-                "text": new,
-                "old_text": old,
-                "lang": "en",
-                "image": f"{name}.png",
-                "mask": f"{name}-mask.png",
-            }
-        )
+        entry = edit_pair(rng, old, new, folder, f"edits/{len(entries):03d}")
+        if entry is not None:
+            entries.append(entry)
     return entries
 
 
