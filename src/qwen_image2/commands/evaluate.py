@@ -258,7 +258,7 @@ def enhancers(
         ..., "--model", "-m", help="The generator: a diffusers model folder (e.g. checkpoints/tiny-demo)."
     ),
     enhancer: list[str] = typer.Option(
-        ...,
+        None,
         "--enhancer",
         help="LABEL=SPEC (a folder or an OpenAI-compatible chat URL); repeat to compare, e.g. sft=... grpo=...",
     ),
@@ -304,7 +304,9 @@ def enhancers(
     )
     from qwen_image2.evaluation.text_rendering import evaluate_text, save_sheet
 
-    specs = dict(_labelled(item) for item in enhancer)
+    specs = dict(_labelled(item) for item in enhancer or [])
+    if not specs and not raw:
+        raise UserError("nothing to score: give --enhancer LABEL=SPEC, or leave --raw on")
     if raw and RAW in specs:
         raise UserError(
             f"--enhancer {RAW}=...: the label {RAW!r} is the column of prompts as typed; rename it"

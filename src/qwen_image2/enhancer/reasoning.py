@@ -13,12 +13,13 @@ def _listed(items: list[str]) -> str:
 
 
 def poster_reasoning(poster: Poster, requested: dict[str, str], styled: bool) -> str:
-    """For a word poster: the text and colours the prompt gave; the rest filled with the house style."""
+    """For a word poster: what the prompt gave, what it left out, and the choice that fills it (the
+    house style: the one poster form this generator draws legibly)."""
     given = [f'"{poster.text}"']
     if "text_colour" in requested:
         given.append(f"{poster.colour} text")
     if "background" in requested:
-        given.append(f"a {poster.background} background")
+        given.append(f"{poster.background} background")
     missing = [
         name
         for name, stated in (
@@ -29,27 +30,31 @@ def poster_reasoning(poster: Poster, requested: dict[str, str], styled: bool) ->
         )
         if not stated
     ]
-    if not missing:
-        return f"Given: {_listed(given)}. Missing: nothing. Infer: restate it in the caption form."
-    # The full look is the answer's to say; the chain names the choice and why.
+    if "text colour" in missing and "background" in missing:
+        choice = f"{poster.colour} on {poster.background}, "
+    elif "text colour" in missing:
+        choice = f"{poster.colour} text, "
+    elif "background" in missing:
+        choice = f"{poster.background} background, "
+    else:
+        choice = ""
     return (
-        f"Given: {_listed(given)}. Missing: the {_listed(missing)}. "
-        f"Infer: {poster.colour} on {poster.background}, in the poster style that keeps text legible."
+        f"Given: {', '.join(given)}. Missing: {', '.join(missing) or 'nothing'}. Infer: {choice}house style."
     )
 
 
 def edit_reasoning(kind: str, parts: dict[str, str], old_given: bool) -> str:
     """For an edit: what to change, and the old text from the source image when the request left it out."""
     old = f'"{parts["old"]}"'
-    source = "" if old_given else f" Missing: the old text; <image1> reads {old}."
+    missing = "" if old_given else f" Missing: old text; <image1> reads {old}."
     if kind == "change_text":
-        given = f'the new text "{parts["new"]}"' + (f" and the old text {old}" if old_given else "")
-        return f"Given: {given}.{source} Infer: replace {old}, same place and style."
+        given = f'new text "{parts["new"]}"' + (f", old text {old}" if old_given else "")
+        return f"Given: {given}.{missing} Infer: replace it, same place and style."
     if kind == "change_colour":
-        return f"Given: the colour {parts['colour']}.{source} Infer: recolour {old}, keep the rest."
+        return f"Given: colour {parts['colour']}.{missing} Infer: recolour {old}, keep the rest."
     if kind == "move":
-        return f"Given: the place, {parts['where']}.{source} Infer: move {old} there, keep the rest."
-    return f"Given: a removal.{source} Infer: remove {old}, keep the rest."
+        return f"Given: place {parts['where']}.{missing} Infer: move {old} there, keep the rest."
+    return f"Given: a removal.{missing} Infer: remove {old}, keep the rest."
 
 
 def caption_reasoning(dropped: int, total: int, texts: list[str]) -> str:

@@ -31,7 +31,7 @@ QWEN_SPECIAL_TOKENS = [
 
 # Enough text for the merges a toy model benefits from: template words, typical prompt and edit words,
 # and a few common Chinese characters (anything else falls back to bytes).
-_CORPUS = [
+CORPUS = [
     "system user assistant Comprehend and analyze the provided prompt.",
     "<image1> <image2> <image3> Picture 1: Picture 2:",
     "a poster with the word HELLO in large red letters on a white background",
@@ -65,8 +65,9 @@ def _capitals(token: str) -> bool:
     return len(letters) >= 2 and letters.isascii() and letters.isalpha() and letters.isupper()
 
 
-def build_tiny_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
-    """Train a byte-level BPE of `vocab_size` ids (special tokens included) and wrap it as Qwen2Tokenizer.
+def build_tiny_tokenizer(vocab_size: int = 1024, corpus: list[str] | None = None) -> Qwen2Tokenizer:
+    """Train a byte-level BPE of `vocab_size` ids (special tokens included) on `corpus` (default: the
+    generator's own) and wrap it as Qwen2Tokenizer.
 
     Deterministic: the same corpus and size give the same ids.
     """
@@ -77,7 +78,7 @@ def build_tiny_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    bpe.train_from_iterator(CORPUS if corpus is None else corpus, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     # Capitals never merge: each letter of a quoted uppercase word is its own token, in the same place
