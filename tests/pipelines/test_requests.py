@@ -122,16 +122,21 @@ def test_a_text_bucket_moves_the_image_because_rope_counts_padding(tiny):
     assert np.abs(exact - padded).max() > 0
 
 
-def test_row_wise_embeddings_are_what_makes_a_batch_invariant(tiny):
-    """Without them the small embedding GEMMs change with the batch size (a direct check of the cause)."""
+def test_per_sample_gemms_are_what_makes_a_batch_invariant(tiny):
+    """Without them GEMMs change with the batch size (a direct check of the cause): embedding rows go
+    alone (with the shared t = 0 row), token GEMMs one sample at a time."""
     transformer = tiny.transformer
     modulation = transformer.modulation[1]
     rows = torch.randn(4, modulation.in_features)
     pair = modulation(torch.cat([rows[1:2], rows[-1:]]))
+    mlp = transformer.transformer_blocks[0].img_mlp.out
+    tokens = torch.randn(3, 8, mlp.in_features)
+    sample = mlp(tokens[1:2])
     make_batch_invariant(transformer)
     make_batch_invariant(transformer)  # idempotent
     together = modulation(rows)
     assert torch.equal(together[1], pair[0]) and torch.equal(together[-1], pair[1])
+    assert torch.equal(mlp(tokens)[1:2], sample)
 
 
 def test_pad_to_bucket_always_masks_and_rounds_up(sampler):

@@ -2,9 +2,12 @@
 
 Two things break it on a stock transformer (measured on CPU, float32):
 
-1. The per-sample embedding rows (timestep embedder, modulation, output norm) go through small GEMMs of
-   M = B (+1 for the t = 0 row of a causal-condition model) rows, and BLAS picks a different kernel per M;
-   the big token GEMMs (M = B·L) and attention are batch invariant.
+1. Every GEMM's result depends on its row count M, because BLAS picks a kernel (and a reduction order) per
+   M, and which M switches kernels differs from CPU to CPU. The per-sample embedding rows (timestep
+   embedder, modulation, output norm) run at M = B (+1 for the t = 0 row of a causal-condition model); the
+   token GEMMs (projections, MLPs) at M = B·L, which with the KV cache is only the target's tokens (8 at
+   64x32, where a batch of two already takes another kernel than one sample). Attention and the norms
+   are batch invariant.
 2. Right-padding a prompt to the batch's longest. The padding is masked out of attention, but 2.1's rotary
    positions still count it: the target image's frame index is the number of encoder tokens before it, so
    padding P tokens moves the image P frames away from its prompt. The image changes (slightly on a
@@ -12,7 +15,9 @@ Two things break it on a stock transformer (measured on CPU, float32):
    cannot share a batch without changing what each would be alone.
 
 `make_batch_invariant` computes each embedding row with exactly the rows it has alone (its own row, plus
-the shared t = 0 row), so a batch of one is untouched (bit-equal to stock diffusers). Requests then batch
+the shared t = 0 row) and each sample's token GEMMs at its own M = L, so a batch of one is untouched
+(bit-equal to stock diffusers). Per-sample token GEMMs cost little where batching pays (L in the
+thousands already fills the machine). Requests then batch
 exactly when their encoded prompts have the same length. `pad_to_bucket` trades that exactness for more
 batching: every prompt, alone or batched, is padded to a multiple of a bucket (so it is the same image
 either way, but not stock diffusers' image of that prompt).
@@ -35,12 +40,15 @@ def pad_to_bucket(conditions: Conditions, bucket: int) -> Conditions:
 
 
 def _rowwise(linear: nn.Linear, shared_last_row: bool):
-    """`linear.forward` computing each sample's row as a batch of one would: alone, or with the shared last
-    row (the t = 0 row that a causal-condition transformer appends to the timesteps)."""
+    """`linear.forward` computing each sample as a batch of one would. Token inputs (B, L, C): one GEMM per
+    sample. Embedding rows (B, C): each row alone, or with the shared last row (the t = 0 row that a
+    causal-condition transformer appends to the timesteps)."""
     forward = linear.forward
     alone_rows = 2 if shared_last_row else 1
 
     def rowwise_forward(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and x.shape[0] > 1:
+            return torch.cat([forward(sample) for sample in x.split(1)])
         if x.dim() != 2 or x.shape[0] <= alone_rows:
             return forward(x)
         if not shared_last_row:
@@ -53,12 +61,12 @@ def _rowwise(linear: nn.Linear, shared_last_row: bool):
 
 
 def make_batch_invariant(transformer) -> None:
-    """Install the row-by-row embedding GEMMs on a `QwenImage21Transformer2DModel` (in place, idempotent)."""
+    """Install per-sample GEMMs on every linear layer of a `QwenImage21Transformer2DModel` (in place,
+    idempotent)."""
     if getattr(transformer, "_batch_invariant", False):
         return
     shared = bool(transformer.config.causal_condition)
-    embedder = transformer.time_text_embed.timestep_embedder
-    modulation = [module for module in transformer.modulation if isinstance(module, nn.Linear)]
-    for linear in [embedder.linear_1, embedder.linear_2, *modulation, transformer.norm_out.linear]:
-        linear.forward = _rowwise(linear, shared)
+    for linear in transformer.modules():
+        if isinstance(linear, nn.Linear):
+            linear.forward = _rowwise(linear, shared)
     transformer._batch_invariant = True
