@@ -72,6 +72,11 @@ CACHE = ["cache", "{manifest}", "-m", "tiny", "-o", "{out}", "--resolution", "64
 SYNTH = ["synth", "--out", "{out}", "--n", "2"]
 CURATE = ["curate", "{images}", "--out", "{out}", "--workers", "0"]
 RATINGS = ["arena", "ratings", "{votes}", "--out", "{out}/r.json"]
+ENHANCE = ["enhance", "a poster", "--enhancer", "{missing_dir}"]
+PE_DATA = ["enhancer", "data", "{good_manifest}", "--out", "{out}"]
+PE_GRPO = ["enhancer", "grpo", str(REPO / "recipes" / "enhancer-grpo-tiny.yaml"), "output_dir={out}"]
+PE_SFT = ["enhancer", "sft", str(REPO / "recipes" / "enhancer-sft-tiny.yaml"), "output_dir={out}"]
+PE_EVAL = ["eval", "enhancer", "-m", "tiny", "--out", "{out}/e.json"]
 TRAIN = ["train", TINY_RECIPE, "output_dir={out}"]
 TRAIN_VAE = ["train-vae", VAE_RECIPE, "output_dir={out}"]
 
@@ -219,7 +224,32 @@ CASES = [
         ["curate", "--rethreshold", "{missing}", "--out", "{out}"],
         "--rethreshold",
     ),
-    # arena
+    # enhance, enhancer
+    ("enhance-prompt-empty", ["enhance", " ", "--enhancer", "{missing_dir}"], "the prompt is empty"),
+    ("enhance-image-missing", [*ENHANCE, "--image", "{missing}"], "no such file"),
+    ("enhance-enhancer-missing", ENHANCE, "no such folder"),
+    ("enhance-canvas-side-0", [*ENHANCE, "--canvas-side", "0"], "--canvas-side"),
+    ("enhance-timeout-0", [*ENHANCE, "--timeout", "0"], "--timeout"),
+    ("enhancer-data-manifest-missing", [*PE_DATA[:2], "{missing}", *PE_DATA[3:]], "does not exist"),
+    ("enhancer-data-manifest-not-parquet", [*PE_DATA[:2], "{manifest}", *PE_DATA[3:]], "parquet"),
+    ("enhancer-data-variants-0", [*PE_DATA, "--variants", "0"], "--variants"),
+    ("enhancer-data-eval-share-1", [*PE_DATA, "--eval-share", "1"], "--eval-share"),
+    ("enhancer-data-limit-0", [*PE_DATA, "--limit", "0"], "--limit"),
+    ("enhancer-grpo-recipe-missing", ["enhancer", "grpo", "{missing}"], "does not exist"),
+    ("enhancer-grpo-override-not-key-value", [*PE_GRPO, "nonsense"], "nonsense"),
+    ("enhancer-grpo-base-missing", [*PE_GRPO, "base={missing_dir}"], "base"),
+    ("enhancer-grpo-data-missing", [*PE_GRPO, "base={vae}", "data={missing}"], "no such file"),
+    ("enhancer-sft-recipe-missing", ["enhancer", "sft", "{missing}"], "does not exist"),
+    ("enhancer-sft-override-not-key-value", [*PE_SFT, "nonsense"], "nonsense"),
+    ("enhancer-sft-base-not-a-causal-lm", [*PE_SFT, "base={bad_model}"], "not a causal-LM folder"),
+    ("enhancer-sft-data-missing", [*PE_SFT, "data={missing}"], "no such file"),
+    ("enhancer-sft-lora-rank-0", [*PE_SFT, "lora.rank=0"], "lora.rank"),
+    ("eval-enhancer-nothing-to-score", [*PE_EVAL, "--no-raw"], "nothing to score"),
+    ("eval-enhancer-label-missing", [*PE_EVAL, "--enhancer", "{missing_dir}"], "LABEL=SPEC"),
+    ("eval-enhancer-label-raw", [*PE_EVAL, "--enhancer", "raw=x"], "raw"),
+    ("eval-enhancer-steps-0", [*PE_EVAL, "--steps", "0"], "--steps"),
+    ("eval-enhancer-prompts-missing", [*PE_EVAL, "--prompts", "{missing}"], "does not exist"),
+    # serve, arena
     ("serve-model-missing", ["serve", "--model", "a={missing_dir}"], "does not exist"),
     ("serve-model-no-path", ["serve", "--model", "a="], "NAME=PATH"),
     ("serve-model-name-twice", ["serve", "--model", "a=tiny", "--model", "a=tiny"], "twice"),

@@ -15,7 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from qwen_image2.enhancer.grpo import build_trainer, last_checkpoint
+from qwen_image2.enhancer.grpo import build_trainer
+from qwen_image2.enhancer.trainer_run import last_checkpoint
 from qwen_image2.enhancer.grpo_config import GRPOConfig, RenderSection
 from qwen_image2.enhancer.grpo_log import RunLog
 from qwen_image2.enhancer.grpo_rewards import build_rewards

@@ -26,7 +26,8 @@ PROMPT = "a red square on a white background"
 BODY = {"prompt": PROMPT, "model": "demo"}
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
 BODY_LIMIT = 4096
-SLOW = {"model": "demo", "prompt": PROMPT, "size": "512x512", "num_inference_steps": 40}  # ~2 s on CPU
+# ~10 s on 2 CPU cores (0.5 s a step): long enough to fill the queue behind it, short enough to wait out.
+SLOW = {"model": "demo", "prompt": PROMPT, "size": "256x256", "num_inference_steps": 20}
 
 
 def image_bytes(kind: str, size: tuple[int, int] = (64, 64), mode: str = "RGB") -> bytes:
@@ -359,12 +360,12 @@ def test_full_queue_is_a_rate_limit_error_with_retry_after(live_server):
 
 
 def test_timeout_is_a_503_with_retry_after(live_server):
-    url = live_server(timeout=0.5, steps=2)
+    url = live_server(timeout=1.5, steps=2)  # SLOW takes ~10 s; a 2-step 128 px request well under 1 s
     before = snapshot(live_server.app)
 
     with pytest.raises(openai.InternalServerError) as timed_out:
         _client(url).images.generate(
-            model="demo", prompt=PROMPT, size="512x512", extra_body={"num_inference_steps": 40}
+            model="demo", prompt=PROMPT, size=SLOW["size"], extra_body={"num_inference_steps": 20}
         )
     assert timed_out.value.status_code == 503 and timed_out.value.code == "timeout"
     assert int(timed_out.value.response.headers["retry-after"]) >= 1

@@ -149,3 +149,26 @@ def grpo(
     check_inputs(config)
     typer.echo(dump_config(config), err=True)
     typer.echo(str(train_grpo(config)))
+
+
+@app.command("sft")
+def sft(
+    recipe: Path = typer.Argument(..., help="An SFT recipe (YAML), e.g. recipes/enhancer-sft-tiny.yaml."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.max_steps=100."),
+) -> None:
+    """SFT on reverse-engineered enhancer rows (loss on the reasoning and answer); rerunning resumes.
+
+    Examples:
+
+      qwen-image2 enhancer sft recipes/enhancer-sft-tiny.yaml
+
+      qwen-image2 enhancer sft recipes/enhancer-sft-tiny.yaml base=Qwen3-0.6B train.learning_rate=2e-5
+    """
+    from qwen_image2.config import dump_config, load_config
+    from qwen_image2.enhancer.sft import train_sft
+    from qwen_image2.enhancer.sft_config import SFTConfig, check_inputs
+
+    config = load_config(SFTConfig, recipe, overrides or [])
+    check_inputs(config)
+    typer.echo(dump_config(config), err=True)
+    typer.echo(str(train_sft(config)))

@@ -10,16 +10,15 @@ one rollout contact sheet per logging step, and the report (report.md, rewards.p
 """
 
 import json
-import re
 import time
 from pathlib import Path
 
 from qwen_image2.enhancer.grpo_config import IMAGE_REWARDS, GRPOConfig, check_inputs
 from qwen_image2.enhancer.rows import EnhancerRow, read_rows, row_messages
+from qwen_image2.enhancer.trainer_run import last_checkpoint
 from qwen_image2.errors import UserError
 
 ROW_COLUMNS = ("row_id", "user_prompt", "lang", "texts", "requested")
-CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def rows_dataset(rows: list[EnhancerRow]):
@@ -42,18 +41,6 @@ def rows_dataset(rows: list[EnhancerRow]):
             for row in t2i
         ]
     )
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The latest checkpoint-N that was written to the end (trainer_state.json is the Trainer's last file)."""
-    if not folder.is_dir():
-        return None
-    done = [
-        (int(m[1]), p)
-        for p in folder.iterdir()
-        if (m := CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()
-    ]
-    return max(done)[1] if done else None
 
 
 def trl_args(config: GRPOConfig, weights: list[float]):
@@ -86,7 +73,7 @@ def trl_args(config: GRPOConfig, weights: list[float]):
         data_seed=train.seed,
         bf16=False,
         use_cpu=config.device == "cpu",
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         report_to="none",
         dataloader_num_workers=0,
         # Qwen3 templates think unless told not to; inference sends the same switch (backend.Sampling).

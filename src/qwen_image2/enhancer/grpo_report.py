@@ -5,12 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-
-def read_metrics(output_dir: Path) -> list[dict]:
-    path = Path(output_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+from qwen_image2.enhancer.trainer_run import read_metrics
 
 
 def reward_names(rows: list[dict]) -> list[str]:

@@ -206,9 +206,11 @@ def make_data(
         raise UserError(f"--variants {variants}: must be at least 1")
     if not 0 <= eval_share < 1:
         raise UserError(f"--eval-share {eval_share}: must be in [0, 1)")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    samples = manifest_samples([Path(m) for m in manifests])[:limit]  # a bad manifest fails before `out`
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    samples = manifest_samples([Path(m) for m in manifests])[:limit]
     if degrader is not None:
         degrader.probe()
     train, held = [], []

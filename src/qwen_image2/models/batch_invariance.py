@@ -40,15 +40,12 @@ def pad_to_bucket(conditions: Conditions, bucket: int) -> Conditions:
 
 
 def _rowwise(linear: nn.Linear, shared_last_row: bool):
-    """`linear.forward` computing each sample as a batch of one would. Token inputs (B, L, C): one GEMM per
-    sample. Embedding rows (B, C): each row alone, or with the shared last row (the t = 0 row that a
-    causal-condition transformer appends to the timesteps)."""
+    """`linear.forward` computing each sample's embedding row (B, C) as a batch of one would: alone, or with
+    the shared last row (the t = 0 row that a causal-condition transformer appends to the timesteps)."""
     forward = linear.forward
     alone_rows = 2 if shared_last_row else 1
 
     def rowwise_forward(x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3 and x.shape[0] > 1:
-            return torch.cat([forward(sample) for sample in x.split(1)])
         if x.dim() != 2 or x.shape[0] <= alone_rows:
             return forward(x)
         if not shared_last_row:
@@ -60,13 +57,30 @@ def _rowwise(linear: nn.Linear, shared_last_row: bool):
     return rowwise_forward
 
 
+def _samplewise(linear: nn.Linear):
+    """`linear.forward` running one GEMM per sample of a token input (B, L, C), at the M = L it has alone."""
+    forward = linear.forward
+
+    def samplewise_forward(x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and x.shape[0] > 1:
+            return torch.cat([forward(sample) for sample in x.split(1)])
+        return forward(x)
+
+    return samplewise_forward
+
+
 def make_batch_invariant(transformer) -> None:
-    """Install per-sample GEMMs on every linear layer of a `QwenImage21Transformer2DModel` (in place,
-    idempotent)."""
+    """Install row-by-row embedding GEMMs and per-sample token GEMMs on a `QwenImage21Transformer2DModel`
+    (in place, idempotent)."""
     if getattr(transformer, "_batch_invariant", False):
         return
     shared = bool(transformer.config.causal_condition)
+    embedder = transformer.time_text_embed.timestep_embedder
+    modulation = [module for module in transformer.modulation if isinstance(module, nn.Linear)]
+    rows = [embedder.linear_1, embedder.linear_2, *modulation, transformer.norm_out.linear]
+    for linear in rows:
+        linear.forward = _rowwise(linear, shared)
     for linear in transformer.modules():
-        if isinstance(linear, nn.Linear):
-            linear.forward = _rowwise(linear, shared)
+        if isinstance(linear, nn.Linear) and not any(linear is row for row in rows):
+            linear.forward = _samplewise(linear)
     transformer._batch_invariant = True

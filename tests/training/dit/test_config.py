@@ -122,12 +122,21 @@ def test_every_recipe_loads_and_names_only_curation_filters_that_exist():
     from qwen_image2.training.dit.config import TrainConfig
     from qwen_image2.training.vae.config import VAETrainConfig
 
+    from qwen_image2.enhancer.grpo_config import GRPOConfig
+    from qwen_image2.enhancer.sft_config import SFTConfig
+
     recipes = sorted((Path(__file__).resolve().parents[3] / "recipes").glob("*.yaml"))
     assert recipes
     for recipe in recipes:
         text = recipe.read_text()
-        schema = VAETrainConfig if "phases" in yaml.safe_load(text) else TrainConfig
-        load_config(schema, recipe, ["data.manifest=m.parquet"] if schema is TrainConfig else [])
+        if recipe.name.startswith("enhancer-grpo-"):  # the enhancer's recipes name their rows file
+            load_config(GRPOConfig, recipe, [])
+        elif recipe.name.startswith("enhancer-sft-"):
+            load_config(SFTConfig, recipe, [])
+        elif "phases" in yaml.safe_load(text):
+            load_config(VAETrainConfig, recipe, [])
+        else:
+            load_config(TrainConfig, recipe, ["data.manifest=m.parquet"])
         for names in re.findall(r"filters?:\s*([a-z_]+(?:,\s*[a-z_]+)*)", text):
             for name in re.split(r",\s*", names):
                 assert name in FILTER_ORDER, f"{recipe.name} names curation filter {name!r}"

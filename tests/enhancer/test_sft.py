@@ -1,0 +1,163 @@
+"""SFT for the enhancer: the rows are the chat served at inference with the loss on the answer only, a
+short run memorises a few rows so that the exported model rewrites them through `PromptEnhancer`, a run
+killed with -9 resumes to the uninterrupted run's weights, and bad input is one clear error."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from qwen_image2.enhancer.loading import load_enhancer
+from qwen_image2.enhancer.messages import build_messages
+from qwen_image2.enhancer.rows import EnhancerRow, row_completion, write_rows
+from qwen_image2.enhancer.sft import build_trainer, train_sft
+from qwen_image2.enhancer.sft_config import SFTConfig
+from qwen_image2.enhancer.trainer_run import last_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = [("CAT", "red", "white"), ("DOG", "blue", "yellow"), ("SUN", "black", "pink"), ("MAP", "navy", "grey")]
+
+
+def poster_row(i: int, word: str, colour: str, background: str) -> EnhancerRow:
+    return EnhancerRow(
+        f"r{i}",
+        "t2i",
+        "en",
+        f'poster saying "{word}"',
+        f'A poster that reads "{word}" in {colour} bold monospaced letters on a flat {background} background.',
+        reasoning=f'Given: "{word}". Missing: text colour, background. Infer: {colour} on {background}.',
+        texts=[word],
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sft-rows")
+    rows = [poster_row(i, *entry) for i, entry in enumerate(WORDS)]
+    write_rows(rows, folder / "eval.jsonl")  # held out = the same rows: the check measures memorisation
+    return write_rows(rows, folder / "rows.jsonl")
+
+
+def test_a_row_is_the_served_chat_and_only_its_answer_is_learned(data, tmp_path):
+    trainer = build_trainer(SFTConfig(data=data, output_dir=tmp_path, train={"max_steps": 1}))
+    tokenizer = trainer.processing_class
+    example = trainer.train_dataset[0]
+    ids, labels = example["input_ids"], example["labels"]
+    row = poster_row(0, *WORDS[0])
+    served = build_messages(row.prompt, [], "t2i", vision=False)
+    prompt = tokenizer.apply_chat_template(served, add_generation_prompt=True, tokenize=False)
+    cut = next(i for i, label in enumerate(labels) if label != -100)
+    assert tokenizer.decode(ids[:cut]) == prompt and labels[cut:] == ids[cut:]
+    answer = row_completion(row, reasoning=True)
+    assert answer.startswith("<think>\nGiven:") and '"rewritten_prompt"' in answer
+    assert tokenizer.decode(ids[cut:]) == answer + "<|im_end|>\n"
+
+
+def test_a_short_run_memorises_rows_and_the_model_rewrites_them(data, tmp_path):
+    torch.manual_seed(0)
+    config = SFTConfig(
+        data=data,
+        output_dir=tmp_path,
+        log_every=5,
+        train={
+            "max_steps": 80,
+            "batch_size": 4,
+            "learning_rate": 5e-3,
+            "warmup_steps": 5,
+            "eval_every": 40,
+            "save_every": 1000,
+        },
+    )
+    model_dir = train_sft(config)
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in metrics if "loss" in row]
+    evals = [row["eval_loss"] for row in metrics if "eval_loss" in row]
+    assert len(losses) == 16 and losses[-1] < losses[0] / 10, losses
+    assert len(evals) == 2 and evals[1] < evals[0], evals
+    enhancer = load_enhancer(str(model_dir))
+    for i, entry in enumerate(WORDS):
+        row = poster_row(i, *entry)
+        rewrite = enhancer.rewrite(row.prompt)
+        assert rewrite.parse_ok and rewrite.rewritten_prompt == row.rewrite, rewrite.raw
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["held_out_check"]["parse_ok"] == 1.0 and report["held_out_check"]["exact"] == 1.0
+    assert (tmp_path / "loss.png").is_file() and "Held-out loss" in (tmp_path / "report.md").read_text()
+
+
+def test_lora_trains_only_the_adapter_and_exports_it_merged(data, tmp_path):
+    rows = write_rows([poster_row(i, *entry) for i, entry in enumerate(WORDS)], tmp_path / "rows" / "rows.jsonl")
+    config = SFTConfig(
+        data=rows,  # no eval.jsonl beside it: no held-out check of an untrained model
+        output_dir=tmp_path,
+        lora={"enabled": True, "rank": 4, "alpha": 8},
+        train={"max_steps": 4, "batch_size": 2, "learning_rate": 1e-2, "warmup_steps": 0, "save_every": 100},
+    )
+    model_dir = train_sft(config)
+    base, merged = (load_file(folder / "model.safetensors") for folder in (tmp_path / "base", model_dir))
+    assert merged.keys() == base.keys()  # no adapter tensors left: a plain causal-LM folder
+    changed = {key for key in base if not torch.equal(base[key], merged[key])}
+    assert changed and all(key.endswith("proj.weight") for key in changed), changed
+    assert not any("norm" in key or "embed" in key for key in changed)
+    assert load_enhancer(str(model_dir)).rewrite('poster saying "CAT"').latency_s > 0
+
+
+def sft_command(recipe: Path, output: Path) -> list[str]:
+    return [sys.executable, "-m", "qwen_image2", "enhancer", "sft", str(recipe), f"output_dir={output}"]
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(data, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"data: {data}\nlog_every: 1\n"
+        "train: {max_steps: 12, batch_size: 2, learning_rate: 1.0e-3, warmup_steps: 2, save_every: 3, "
+        "eval_every: 4, keep_checkpoints: 2}\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    subprocess.run(sft_command(recipe, whole), env=env, check=True, capture_output=True, timeout=300)
+
+    process = subprocess.Popen(
+        sft_command(recipe, broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    while last_checkpoint(broken / "checkpoints") is None:
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (broken / "model").exists(), "the run finished before it was killed"
+
+    subprocess.run(sft_command(recipe, broken), env=env, check=True, capture_output=True, timeout=300)
+    ours, reference = (load_file(out / "model" / "model.safetensors") for out in (broken, whole))
+    assert ours.keys() == reference.keys()
+    assert all(torch.equal(ours[k], reference[k]) for k in ours)
+    metrics = [json.loads(line) for line in (broken / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in metrics if "loss" in row] == list(range(1, 13))
+    assert [row["step"] for row in metrics if "eval_loss" in row] == [4, 8, 12]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("base={missing}", "not a causal-LM folder"),
+        ("data={missing}", "no such file"),
+        ("eval_data={missing}", "no such file"),
+        ("train.max_step=3", "unknown config key 'train.max_step'; did you mean train.max_steps?"),
+        ("train.batch_size=0", "train.batch_size"),
+    ],
+)
+def test_bad_input_is_one_clear_error(cli, data, tmp_path, override, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: {data}\n")
+    code, captured = cli(
+        ["enhancer", "sft", str(recipe), override.format(missing=tmp_path / "nope"), f"output_dir={tmp_path / 'o'}"]
+    )
+    assert code == 2 and message in captured.err and captured.err.count("\n") == 1, captured.err
+    assert not (tmp_path / "o").exists()
