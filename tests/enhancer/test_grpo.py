@@ -4,19 +4,13 @@ resumes to the uninterrupted run's weights, the output loads as an enhancer, and
 error."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from resume_helpers import assert_resume_after_kill_equals_whole_run
 
 from qwen_image2.enhancer.grpo import build_trainer
-from qwen_image2.enhancer.trainer_run import last_checkpoint
 from qwen_image2.enhancer.grpo_config import GRPOConfig, RenderSection
 from qwen_image2.enhancer.grpo_log import RunLog
 from qwen_image2.enhancer.grpo_rewards import build_rewards
@@ -135,23 +129,6 @@ def test_a_few_grpo_steps_raise_the_mean_reward(tiny_enhancer_dir, rows_file, tm
     assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.2, rewards
 
 
-def grpo_command(recipe: Path, output: Path, *overrides: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "qwen_image2",
-        "enhancer",
-        "grpo",
-        str(recipe),
-        f"output_dir={output}",
-        *overrides,
-    ]
-
-
-def final_weights(output: Path) -> dict[str, torch.Tensor]:
-    return load_file(output / "model" / "model.safetensors")
-
-
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(
     tiny_enhancer_dir, rows_file, tmp_path
 ):
@@ -162,25 +139,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(
         "save_every: 2, keep_checkpoints: 2}\n"
         "rewards: {json_valid: 1, quotes_kept: 0, length: 1, language: 0, no_invented_quotes: 0, ocr: 0, colour: 0}\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    subprocess.run(grpo_command(recipe, whole), env=env, check=True, capture_output=True, timeout=300)
-
-    process = subprocess.Popen(
-        grpo_command(recipe, broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 240
-    while last_checkpoint(broken / "checkpoints") is None:
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (broken / "model").exists(), "the run finished before it was killed"
-
-    subprocess.run(grpo_command(recipe, broken), env=env, check=True, capture_output=True, timeout=300)
-    ours, reference = final_weights(broken), final_weights(whole)
-    assert ours.keys() == reference.keys()
-    assert all(torch.equal(ours[k], reference[k]) for k in ours)
+    broken = assert_resume_after_kill_equals_whole_run("grpo", recipe, tmp_path)
     steps = [json.loads(line)["step"] for line in (broken / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 11))  # the steps after the checkpoint were logged once, not twice
     assert (broken / "report.md").is_file() and (broken / "rewards.png").is_file()

@@ -3,15 +3,11 @@ short run memorises a few rows so that the exported model rewrites them through 
 killed with -9 resumes to the uninterrupted run's weights, and bad input is one clear error."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from resume_helpers import assert_resume_after_kill_equals_whole_run
 from safetensors.torch import load_file
 
 from qwen_image2.enhancer.loading import load_enhancer
@@ -19,10 +15,13 @@ from qwen_image2.enhancer.messages import build_messages
 from qwen_image2.enhancer.rows import EnhancerRow, row_completion, write_rows
 from qwen_image2.enhancer.sft import build_trainer, train_sft
 from qwen_image2.enhancer.sft_config import SFTConfig
-from qwen_image2.enhancer.trainer_run import last_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
-WORDS = [("CAT", "red", "white"), ("DOG", "blue", "yellow"), ("SUN", "black", "pink"), ("MAP", "navy", "grey")]
+WORDS = [
+    ("CAT", "red", "white"),
+    ("DOG", "blue", "yellow"),
+    ("SUN", "black", "pink"),
+    ("MAP", "navy", "grey"),
+]
 
 
 def poster_row(i: int, word: str, colour: str, background: str) -> EnhancerRow:
@@ -92,7 +91,9 @@ def test_a_short_run_memorises_rows_and_the_model_rewrites_them(data, tmp_path):
 
 
 def test_lora_trains_only_the_adapter_and_exports_it_merged(data, tmp_path):
-    rows = write_rows([poster_row(i, *entry) for i, entry in enumerate(WORDS)], tmp_path / "rows" / "rows.jsonl")
+    rows = write_rows(
+        [poster_row(i, *entry) for i, entry in enumerate(WORDS)], tmp_path / "rows" / "rows.jsonl"
+    )
     config = SFTConfig(
         data=rows,  # no eval.jsonl beside it: no held-out check of an untrained model
         output_dir=tmp_path,
@@ -108,10 +109,6 @@ def test_lora_trains_only_the_adapter_and_exports_it_merged(data, tmp_path):
     assert load_enhancer(str(model_dir)).rewrite('poster saying "CAT"').latency_s > 0
 
 
-def sft_command(recipe: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "qwen_image2", "enhancer", "sft", str(recipe), f"output_dir={output}"]
-
-
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(data, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
@@ -119,25 +116,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(data, tm
         "train: {max_steps: 12, batch_size: 2, learning_rate: 1.0e-3, warmup_steps: 2, save_every: 3, "
         "eval_every: 4, keep_checkpoints: 2}\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    subprocess.run(sft_command(recipe, whole), env=env, check=True, capture_output=True, timeout=300)
-
-    process = subprocess.Popen(
-        sft_command(recipe, broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 240
-    while last_checkpoint(broken / "checkpoints") is None:
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
-        time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (broken / "model").exists(), "the run finished before it was killed"
-
-    subprocess.run(sft_command(recipe, broken), env=env, check=True, capture_output=True, timeout=300)
-    ours, reference = (load_file(out / "model" / "model.safetensors") for out in (broken, whole))
-    assert ours.keys() == reference.keys()
-    assert all(torch.equal(ours[k], reference[k]) for k in ours)
+    broken = assert_resume_after_kill_equals_whole_run("sft", recipe, tmp_path)
     metrics = [json.loads(line) for line in (broken / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in metrics if "loss" in row] == list(range(1, 13))
     assert [row["step"] for row in metrics if "eval_loss" in row] == [4, 8, 12]
@@ -157,7 +136,13 @@ def test_bad_input_is_one_clear_error(cli, data, tmp_path, override, message):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(f"data: {data}\n")
     code, captured = cli(
-        ["enhancer", "sft", str(recipe), override.format(missing=tmp_path / "nope"), f"output_dir={tmp_path / 'o'}"]
+        [
+            "enhancer",
+            "sft",
+            str(recipe),
+            override.format(missing=tmp_path / "nope"),
+            f"output_dir={tmp_path / 'o'}",
+        ]
     )
     assert code == 2 and message in captured.err and captured.err.count("\n") == 1, captured.err
     assert not (tmp_path / "o").exists()

@@ -119,11 +119,10 @@ def test_every_recipe_loads_and_names_only_curation_filters_that_exist():
     import yaml
 
     from qwen_image2.data.curation.config import FILTER_ORDER
-    from qwen_image2.training.dit.config import TrainConfig
-    from qwen_image2.training.vae.config import VAETrainConfig
-
     from qwen_image2.enhancer.grpo_config import GRPOConfig
     from qwen_image2.enhancer.sft_config import SFTConfig
+    from qwen_image2.training.dit.config import TrainConfig
+    from qwen_image2.training.vae.config import VAETrainConfig
 
     recipes = sorted((Path(__file__).resolve().parents[3] / "recipes").glob("*.yaml"))
     assert recipes
