@@ -1,6 +1,6 @@
 """SFT for the enhancer: the rows are the chat served at inference with the loss on the answer only, a
 short run memorises a few rows so that the exported model rewrites them through `PromptEnhancer`, a run
-killed with -9 resumes to the uninterrupted run's weights, and bad input is one clear error."""
+killed with -9 resumes to the uninterrupted run's weights (bad input: tests/cli/test_bad_input.py)."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from qwen_image2.enhancer.loading import load_enhancer
 from qwen_image2.enhancer.messages import build_messages
 from qwen_image2.enhancer.rows import EnhancerRow, row_completion, write_rows
-from qwen_image2.enhancer.sft import build_trainer, train_sft
+from qwen_image2.enhancer.sft import build_trainer, load_rows, train_sft
 from qwen_image2.enhancer.sft_config import SFTConfig
 
 WORDS = [
@@ -45,7 +45,8 @@ def data(tmp_path_factory) -> Path:
 
 
 def test_a_row_is_the_served_chat_and_only_its_answer_is_learned(data, tmp_path):
-    trainer = build_trainer(SFTConfig(data=data, output_dir=tmp_path, train={"max_steps": 1}))
+    config = SFTConfig(data=data, output_dir=tmp_path, train={"max_steps": 1})
+    trainer = build_trainer(config, *load_rows(config))
     tokenizer = trainer.processing_class
     example = trainer.train_dataset[0]
     ids, labels = example["input_ids"], example["labels"]
@@ -106,7 +107,8 @@ def test_lora_trains_only_the_adapter_and_exports_it_merged(data, tmp_path):
     changed = {key for key in base if not torch.equal(base[key], merged[key])}
     assert changed and all(key.endswith("proj.weight") for key in changed), changed
     assert not any("norm" in key or "embed" in key for key in changed)
-    assert load_enhancer(str(model_dir)).rewrite('poster saying "CAT"').latency_s > 0
+    loaded = load_enhancer(str(model_dir)).backend.model.state_dict()  # what a user of model/ gets
+    assert all(torch.equal(loaded[key], merged[key]) for key in merged)
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(data, tmp_path):
@@ -120,29 +122,3 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(data, tm
     metrics = [json.loads(line) for line in (broken / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in metrics if "loss" in row] == list(range(1, 13))
     assert [row["step"] for row in metrics if "eval_loss" in row] == [4, 8, 12]
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("base={missing}", "not a causal-LM folder"),
-        ("data={missing}", "no such file"),
-        ("eval_data={missing}", "no such file"),
-        ("train.max_step=3", "unknown config key 'train.max_step'; did you mean train.max_steps?"),
-        ("train.batch_size=0", "train.batch_size"),
-    ],
-)
-def test_bad_input_is_one_clear_error(cli, data, tmp_path, override, message):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"data: {data}\n")
-    code, captured = cli(
-        [
-            "enhancer",
-            "sft",
-            str(recipe),
-            override.format(missing=tmp_path / "nope"),
-            f"output_dir={tmp_path / 'o'}",
-        ]
-    )
-    assert code == 2 and message in captured.err and captured.err.count("\n") == 1, captured.err
-    assert not (tmp_path / "o").exists()

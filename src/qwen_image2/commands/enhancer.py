@@ -141,14 +141,10 @@ def grpo(
       qwen-image2 enhancer grpo recipes/enhancer-grpo-tiny.yaml rewards.judge=1 judge.kind=endpoint \\
           judge.url=http://127.0.0.1:8000/v1 judge.model=Qwen3-VL-8B-Instruct
     """
-    from qwen_image2.config import dump_config, load_config
     from qwen_image2.enhancer.grpo import train_grpo
     from qwen_image2.enhancer.grpo_config import GRPOConfig, check_inputs
 
-    config = load_config(GRPOConfig, recipe, overrides or [])
-    check_inputs(config)
-    typer.echo(dump_config(config), err=True)
-    typer.echo(str(train_grpo(config)))
+    _train_from_recipe(GRPOConfig, check_inputs, train_grpo, recipe, overrides)
 
 
 @app.command("sft")
@@ -164,11 +160,17 @@ def sft(
 
       qwen-image2 enhancer sft recipes/enhancer-sft-tiny.yaml base=Qwen3-0.6B train.learning_rate=2e-5
     """
-    from qwen_image2.config import dump_config, load_config
     from qwen_image2.enhancer.sft import train_sft
     from qwen_image2.enhancer.sft_config import SFTConfig, check_inputs
 
-    config = load_config(SFTConfig, recipe, overrides or [])
+    _train_from_recipe(SFTConfig, check_inputs, train_sft, recipe, overrides)
+
+
+def _train_from_recipe(schema, check_inputs, train, recipe: Path, overrides: list[str] | None) -> None:
+    """Load and check the recipe (every UserError before any model loads), echo it, train, print model/."""
+    from qwen_image2.config import dump_config, load_config
+
+    config = load_config(schema, recipe, overrides or [])
     check_inputs(config)
     typer.echo(dump_config(config), err=True)
-    typer.echo(str(train_sft(config)))
+    typer.echo(str(train(config)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qwen_image2.enhancer.grpo_config import IMAGE_REWARDS, GRPOConfig, check_inputs
 from qwen_image2.enhancer.rows import EnhancerRow, read_rows, row_messages
-from qwen_image2.enhancer.trainer_run import last_checkpoint
+from qwen_image2.enhancer.trainer_run import last_checkpoint, run_args
 from qwen_image2.errors import UserError
 
 ROW_COLUMNS = ("row_id", "user_prompt", "lang", "texts", "requested")
@@ -44,13 +44,12 @@ def rows_dataset(rows: list[EnhancerRow]):
 
 
 def trl_args(config: GRPOConfig, weights: list[float]):
-    """TRL's GRPOConfig for the recipe. CPU-safe settings from reference §4.4: no bf16, no gradient
-    checkpointing (only overhead for a small model)."""
+    """TRL's GRPOConfig for the recipe (CPU-safe settings from reference §4.4 in `run_args`)."""
     from trl import GRPOConfig as TRLConfig
 
     train = config.train
     return TRLConfig(
-        output_dir=str(config.output_dir / "checkpoints"),
+        **run_args(config),
         max_steps=train.max_steps,
         per_device_train_batch_size=train.prompts_per_step * train.num_generations,
         gradient_accumulation_steps=1,
@@ -65,20 +64,8 @@ def trl_args(config: GRPOConfig, weights: list[float]):
         reward_weights=weights,
         learning_rate=train.learning_rate,
         lr_scheduler_type="constant",  # a few hundred steps at most: no decay to tune
-        logging_steps=config.log_every,
-        save_strategy="steps",
-        save_steps=train.save_every,
-        save_total_limit=train.keep_checkpoints,
-        seed=train.seed,
-        data_seed=train.seed,
-        bf16=False,
-        use_cpu=config.device == "cpu",
-        activation_checkpointing=False,
-        report_to="none",
-        dataloader_num_workers=0,
         # Qwen3 templates think unless told not to; inference sends the same switch (backend.Sampling).
         chat_template_kwargs={"enable_thinking": False},
-        disable_tqdm=False,
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qwen_image2.enhancer.rows import EnhancerRow, read_rows, row_completion, row_messages
 from qwen_image2.enhancer.sft_config import TINY, SFTConfig, check_inputs
-from qwen_image2.enhancer.trainer_run import MetricsLog, last_checkpoint
+from qwen_image2.enhancer.trainer_run import MetricsLog, last_checkpoint, run_args
 
 
 def rows_dataset(rows: list[EnhancerRow], reasoning: bool):
@@ -52,7 +52,7 @@ def trl_args(config: SFTConfig, evaluate: bool):
 
     train = config.train
     return TRLConfig(
-        output_dir=str(config.output_dir / "checkpoints"),
+        **run_args(config),
         max_steps=train.max_steps,
         per_device_train_batch_size=train.batch_size,
         per_device_eval_batch_size=train.batch_size,
@@ -64,20 +64,8 @@ def trl_args(config: SFTConfig, evaluate: bool):
         max_length=train.max_length,
         completion_only_loss=True,
         packing=False,
-        activation_checkpointing=False,  # TRL turns it on; for a small model it is only overhead
-        logging_steps=config.log_every,
-        save_strategy="steps",
-        save_steps=train.save_every,
-        save_total_limit=train.keep_checkpoints,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=train.eval_every,
-        seed=train.seed,
-        data_seed=train.seed,
-        bf16=False,
-        use_cpu=config.device == "cpu",
-        report_to="none",
-        dataloader_num_workers=0,
-        disable_tqdm=False,
     )
 
 
@@ -91,7 +79,14 @@ def peft_config(config: SFTConfig):
     return LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.targets, task_type="CAUSAL_LM")
 
 
-def build_trainer(config: SFTConfig):
+def load_rows(config: SFTConfig) -> tuple[list[EnhancerRow], list[EnhancerRow]]:
+    """The training rows and the held-out rows (the first `train.eval_rows`; none without a held-out file);
+    a bad row is a UserError before any model loads."""
+    held = config.eval_path()
+    return read_rows(config.data), read_rows(held)[: config.train.eval_rows] if held else []
+
+
+def build_trainer(config: SFTConfig, rows: list[EnhancerRow], held: list[EnhancerRow]):
     """The SFTTrainer over the base model, the rows and the held-out rows, with the run log attached."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
@@ -102,13 +97,11 @@ def build_trainer(config: SFTConfig):
     tokenizer = AutoTokenizer.from_pretrained(base)
     if not tokenizer.chat_template:
         raise UserError(f"base {base}: the tokenizer has no chat template")
-    held = config.eval_path()
-    eval_rows = read_rows(held)[: config.train.eval_rows] if held else None
     return SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(base, dtype="float32"),
-        args=trl_args(config, evaluate=eval_rows is not None),
-        train_dataset=rows_dataset(read_rows(config.data), config.reasoning),
-        eval_dataset=rows_dataset(eval_rows, config.reasoning) if eval_rows else None,
+        args=trl_args(config, evaluate=bool(held)),
+        train_dataset=rows_dataset(rows, config.reasoning),
+        eval_dataset=rows_dataset(held, config.reasoning) if held else None,
         processing_class=tokenizer,
         peft_config=peft_config(config),
         callbacks=[MetricsLog(config.output_dir)],
@@ -122,14 +115,12 @@ def train_sft(config: SFTConfig) -> Path:
     from qwen_image2.enhancer.sft_report import write_report
 
     check_inputs(config)
-    read_rows(config.data)  # a bad row fails before any model loads
-    if config.eval_path():
-        read_rows(config.eval_path())
+    rows, held = load_rows(config)
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     (config.output_dir / "config.json").write_text(config.model_dump_json(indent=2))
-    trainer = build_trainer(config)
+    trainer = build_trainer(config, rows, held)
     resume = last_checkpoint(config.output_dir / "checkpoints")
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -139,5 +130,5 @@ def train_sft(config: SFTConfig) -> Path:
         model = model.merge_and_unload()
     model.save_pretrained(model_dir)
     trainer.processing_class.save_pretrained(model_dir)
-    write_report(config, model_dir, time.perf_counter() - start)
+    write_report(config.output_dir, model_dir, held, time.perf_counter() - start)
     return model_dir

@@ -12,8 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from qwen_image2.enhancer.rows import EnhancerRow, read_rows, row_messages
-from qwen_image2.enhancer.sft_config import SFTConfig
+from qwen_image2.enhancer.rows import EnhancerRow, row_messages
 from qwen_image2.enhancer.trainer_run import read_metrics
 
 CHECK_ROWS = 64
@@ -71,14 +70,13 @@ def plot_loss(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def write_report(config: SFTConfig, model_dir: Path, wall_seconds: float) -> Path:
-    """report.json, report.md and loss.png in the run's folder; returns report.md."""
-    out = config.output_dir
+def write_report(out: Path, model_dir: Path, held: list[EnhancerRow], wall_seconds: float) -> Path:
+    """report.json, report.md and loss.png in the run's folder `out`; returns report.md. The held-out check
+    reads the exported `model_dir` back, as a user of it would."""
     rows = read_metrics(out)
     train = [row for row in rows if "loss" in row]
     evals = [row for row in rows if "eval_loss" in row]
-    held = config.eval_path()
-    check = held_out_check(model_dir, read_rows(held)[:CHECK_ROWS]) if held else None
+    check = held_out_check(model_dir, held[:CHECK_ROWS]) if held else None
     step_times = [row["step_seconds"] for row in train if row.get("step_seconds") is not None]
     figures = {
         "last_step": train[-1]["step"] if train else None,

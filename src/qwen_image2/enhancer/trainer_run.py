@@ -1,4 +1,5 @@
-"""What the enhancer's Trainer runs (SFT, GRPO) share: the last complete checkpoint to resume from, and
+"""What the enhancer's Trainer runs (SFT, GRPO) share: their common TRL arguments, the last complete
+checkpoint to resume from, and
 metrics.jsonl, one line per logged step with its training or evaluation figures as TRL reports them plus
 the step's wall time.
 
@@ -16,6 +17,30 @@ from transformers import TrainerCallback
 from qwen_image2.training.runlog import truncate_metrics
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def run_args(recipe) -> dict:
+    """The TRL config arguments both trainers share, from what both recipes have (output_dir, log_every,
+    device, train.save_every, train.keep_checkpoints, train.seed): checkpoints under output_dir/checkpoints
+    (what `last_checkpoint` resumes from), the log cadence, the seeds, and CPU-safe settings (fp32; no
+    activation checkpointing, which TRL turns on and which for a small model is only overhead; no loader
+    workers)."""
+    train = recipe.train
+    return {
+        "output_dir": str(Path(recipe.output_dir) / "checkpoints"),
+        "logging_steps": recipe.log_every,
+        "save_strategy": "steps",
+        "save_steps": train.save_every,
+        "save_total_limit": train.keep_checkpoints,
+        "seed": train.seed,
+        "data_seed": train.seed,
+        "bf16": False,
+        "use_cpu": recipe.device == "cpu",
+        "activation_checkpointing": False,
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": False,
+    }
 
 
 def last_checkpoint(folder: Path) -> Path | None:
