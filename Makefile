@@ -29,11 +29,16 @@ DEMO_EDIT := Make the text read "WORLD" instead of "HELLO".
 # Guidance 2 against an empty prompt: the demo model's best measured setting (README, The demo model).
 # The edit conditions at the model's training side (128, from its model_index.json).
 DEMO_SAMPLING := --size 128x128 --steps 20 --seed 0 --guidance 2 --negative-prompt ''
+# The bundled prompt enhancer (SFT then GRPO against the demo model, README: The prompt enhancer) turns
+# what a person types into the poster description the demo model draws.
+DEMO_ENHANCER ?= checkpoints/tiny-enhancer
+DEMO_ASK := can you make a poster that says "HELLO"
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/qwen-image2 generate '$(DEMO_PROMPT)' --model $(DEMO_MODEL) $(DEMO_SAMPLING) --out outputs/demo/generate.png
 	$(VENV)/bin/qwen-image2 edit '$(DEMO_EDIT)' --image outputs/demo/generate.png --model $(DEMO_MODEL) $(DEMO_SAMPLING) --out outputs/demo/edit.png
-	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png"
+	$(VENV)/bin/qwen-image2 generate '$(DEMO_ASK)' --enhance $(DEMO_ENHANCER) --model $(DEMO_MODEL) $(DEMO_SAMPLING) --out outputs/demo/enhanced.png
+	@echo "demo images: outputs/demo/generate.png outputs/demo/edit.png outputs/demo/enhanced.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

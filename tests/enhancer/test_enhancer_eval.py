@@ -17,7 +17,7 @@ def _rewrite(text: str, ok: bool, raw: str, latency: float = 0.1) -> Rewrite:
     return Rewrite(text, "1:1", (128, 128), ok, None if ok else "why", latency, raw)
 
 
-def test_quotes_kept_counts_the_models_own_answer_not_the_fallback():
+def test_quotes_kept_counts_the_models_own_answer_and_quotes_drawn_the_prompt_after_the_fallback():
     prompt = 'a poster "HELLO"'
     dropped = _rewrite(prompt, False, '{"rewritten_prompt": "A poster that reads Hello."}')
     kept = _rewrite(
@@ -26,9 +26,13 @@ def test_quotes_kept_counts_the_models_own_answer_not_the_fallback():
     repaired = _rewrite("a cat, sharp", True, "{'rewritten_prompt': 'a cat, sharp'")
     rows = [rewrite_fields(prompt, dropped), rewrite_fields(prompt, kept), rewrite_fields("a cat", repaired)]
     assert [r["quotes_kept"] for r in rows] == [False, True, None]  # no quotes in "a cat": not counted
+    assert [r["quotes_drawn"] for r in rows] == [True, True, None]  # the fallback draws the prompt as typed
+    lost = rewrite_fields(prompt, _rewrite("A poster that reads Hello.", True, ""))
+    assert lost["quotes_drawn"] is False and lost["quotes_kept"] is False
     assert [r["strict_json"] for r in rows] == [True, True, False]
     summary = summarize_rewrites(rows)
     assert summary["parse_ok"] == pytest.approx(2 / 3) and summary["quotes_kept"] == 0.5
+    assert summary["quotes_drawn"] == 1.0
     assert summary["quoting_prompts"] == 2 and summary["latency_median_s"] == pytest.approx(0.1)
 
 

@@ -171,3 +171,21 @@ def test_bad_input_is_one_clear_error(cli, tiny_enhancer_dir, rows_file, tmp_pat
     )
     assert code == 2 and message in captured.err and captured.err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_says_how_many_groups_taught_nothing(tmp_path):
+    from qwen_image2.enhancer.grpo_report import write_report
+
+    rows = [
+        {"step": 1, "reward": 2.0, "rewards/ocr/mean": 1.0, "frac_reward_zero_std": 1.0, "entropy": 0.1},
+        {"step": 2, "reward": 1.0, "rewards/ocr/mean": 0.5, "frac_reward_zero_std": 0.0, "entropy": 0.3},
+        {"step": 3, "reward": 3.0, "rewards/ocr/mean": 0.0, "frac_reward_zero_std": 0.5, "entropy": 0.2},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    text = write_report(tmp_path, 1.0).read_text()
+    figures = json.loads((tmp_path / "report.json").read_text())
+    assert figures["groups_without_spread"] == pytest.approx(0.5)
+    assert figures["mean_entropy"] == pytest.approx(0.2)
+    assert figures["rewards"]["ocr"] == {"first": 1.0, "last": 0.0, "mean": 0.5}
+    assert figures["rewards"]["total"]["mean"] == pytest.approx(2.0)
+    assert "| ocr | 1.000 | 0.000 | 0.500 |" in text and "no reward spread" in text

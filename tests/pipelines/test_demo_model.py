@@ -17,7 +17,7 @@ DEMO = ROOT / "checkpoints" / "tiny-demo"
 
 
 def makefile_value(name: str) -> str:
-    return re.search(rf"^{name} :?= (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    return re.search(rf"^{name} [:?]?= (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
 
 
 def test_demo_model_fits_the_budget_and_is_all_safetensors():
@@ -93,3 +93,20 @@ def test_sampling_defaults_come_from_the_side_the_model_was_trained_at(tmp_path,
     )
     assert code == 0, captured.err
     assert Image.open(edited).size == (128, 128)
+
+
+def test_make_demo_enhanced_step_draws_the_word_a_colloquial_request_asks_for(tmp_path, cli):
+    """The bundled enhancer turns the demo's colloquial request into the poster description the demo model
+    spells; the same request drawn as typed does not come out as the word."""
+    enhancer = ROOT / makefile_value("DEMO_ENHANCER")
+    assert sum(f.stat().st_size for f in enhancer.rglob("*") if f.is_file()) <= 10 * 2**20
+    ask = makefile_value("DEMO_ASK")
+    common = ["--model", str(DEMO), *shlex.split(makefile_value("DEMO_SAMPLING"))]
+    enhanced, typed = tmp_path / "enhanced.png", tmp_path / "typed.png"
+    code, captured = cli(["generate", ask, "--enhance", str(enhancer), *common, "--out", str(enhanced)])
+    assert code == 0, captured.err
+    assert 'A poster that reads "HELLO"' in captured.err  # the rewrite is logged
+    code, captured = cli(["generate", ask, *common, "--out", str(typed)])
+    assert code == 0, captured.err
+    assert read_text(Image.open(enhanced), "en", single_line=True) == "HELLO"
+    assert read_text(Image.open(typed), "en", single_line=True) != "HELLO"

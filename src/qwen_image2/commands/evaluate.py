@@ -318,8 +318,7 @@ def enhancers(
     generate, negative_prompt = setup.generator(steps, seed, guidance, negative_prompt)
     results, sheets = {}, []
     for label, rewrite in rewriters.items():
-        typer.echo(f"scoring {label} on {len(setup.entries)} prompts", err=True)
-        result, shown = evaluate_text(setup.entries, generate, setup.size, rewrite=rewrite)
+        result, shown = evaluate_text(setup.entries, generate, setup.size, rewrite=rewrite, desc=label)
         if rewrite is not None:
             result = {"enhancer": summarize_rewrites(result["per_sample"])} | result
         results[label] = result

@@ -42,11 +42,14 @@ def enhancer_rewriter(enhancer: PromptEnhancer) -> Rewriter:
 
 
 def rewrite_fields(prompt: str, rewrite: Rewrite) -> dict:
-    """What a per-sample row records of one rewrite; `quotes_kept` is None for a prompt with no quotes."""
+    """What a per-sample row records of one rewrite. `quotes_kept`: the model's own answer copied every
+    quoted text; `quotes_drawn`: the prompt the generator got has them (after any fallback). Both are None
+    for a prompt with no quotes."""
     answer = parse_answer(rewrite.raw) if rewrite.raw else None
-    kept = None
+    kept = drawn = None
     if quoted_spans(prompt):
         kept = answer is not None and answer.prompt is not None and not missing_quotes(prompt, answer.prompt)
+        drawn = not missing_quotes(prompt, rewrite.rewritten_prompt)
     return {
         "rewritten_prompt": rewrite.rewritten_prompt,
         "parse_ok": rewrite.parse_ok,
@@ -54,6 +57,7 @@ def rewrite_fields(prompt: str, rewrite: Rewrite) -> dict:
         "rewrite_reason": rewrite.reason,
         "rewrite_latency_s": round(rewrite.latency_s, 4),
         "quotes_kept": kept,
+        "quotes_drawn": drawn,
     }
 
 
@@ -70,6 +74,7 @@ def summarize_rewrites(rows: list[dict]) -> dict:
         "strict_json": float(np.mean([r["strict_json"] for r in rewritten])),
         "quoting_prompts": len(quoting),
         "quotes_kept": float(np.mean([r["quotes_kept"] for r in quoting])) if quoting else None,
+        "quotes_drawn": float(np.mean([r["quotes_drawn"] for r in quoting])) if quoting else None,
         "latency_median_s": float(np.median(latencies)),
         "latency_p90_s": float(np.percentile(latencies, 90)),
     }
@@ -85,6 +90,7 @@ COLUMNS = (
     ("parse_ok", ("enhancer", "parse_ok"), "{:.3f}"),
     ("strict JSON", ("enhancer", "strict_json"), "{:.3f}"),
     ("quotes kept by the model", ("enhancer", "quotes_kept"), "{:.3f}"),
+    ("quotes kept in the prompt drawn", ("enhancer", "quotes_drawn"), "{:.3f}"),
     ("rewrite latency, median (s)", ("enhancer", "latency_median_s"), "{:.3f}"),
 )
 

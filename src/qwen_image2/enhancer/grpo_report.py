@@ -1,5 +1,6 @@
-"""The GRPO run's report: report.md (per-reward means, first vs last logged step, seconds per step) and
-rewards.png (each reward's mean, and the weighted total, per step), from metrics.jsonl."""
+"""The GRPO run's report: report.md (per-reward means, first vs last logged step and over the run, the share
+of groups that taught nothing, seconds per step) and rewards.png (each reward's mean, and the weighted
+total, per step), from metrics.jsonl."""
 
 import json
 import statistics
@@ -36,7 +37,15 @@ def plot_rewards(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [float(row[key]) for row in rows if row.get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
 def summary(rows: list[dict], wall_seconds: float) -> dict:
+    """Seconds, per-reward first/last/mean, and why a run may not move: a group whose answers all score the
+    same has zero advantage and no gradient (TRL's frac_reward_zero_std); entropy says how varied the
+    sampled answers were."""
     step_times = [row["step_seconds"] for row in rows if row.get("step_seconds") is not None]
     render_times = [row["render_seconds"] for row in rows if row.get("render_seconds") is not None]
     first, last = (rows[0], rows[-1]) if rows else ({}, {})
@@ -46,12 +55,21 @@ def summary(rows: list[dict], wall_seconds: float) -> dict:
         "wall_seconds_this_run": round(wall_seconds, 1),
         "median_step_seconds": statistics.median(step_times) if step_times else None,
         "median_render_seconds": statistics.median(render_times) if render_times else None,
+        "groups_without_spread": _mean(rows, "frac_reward_zero_std"),
+        "mean_entropy": _mean(rows, "entropy"),
         "rewards": {
-            key.split("/")[1]: {"first": first.get(key), "last": last.get(key)}
-            for key in [*reward_names(rows)]
-        }
-        | {"total": {"first": first.get("reward"), "last": last.get("reward")}},
+            key.split("/")[1] if key != "reward" else "total": {
+                "first": first.get(key),
+                "last": last.get(key),
+                "mean": _mean(rows, key),
+            }
+            for key in [*reward_names(rows), "reward"]
+        },
     }
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
 
 
 def write_report(output_dir: Path, wall_seconds: float) -> Path:
@@ -66,13 +84,15 @@ def write_report(output_dir: Path, wall_seconds: float) -> Path:
         f"Steps logged: {figures['steps_logged']} (last step {figures['last_step']}); "
         f"median seconds per step: {figures['median_step_seconds']}; "
         f"median render seconds per step: {figures['median_render_seconds']}.",
+        f"Groups with no reward spread (zero advantage, no gradient): {_share(figures['groups_without_spread'])}; "
+        f"mean entropy of the sampled answers: {_share(figures['mean_entropy'])}.",
         "",
-        "| reward | first logged step | last logged step |",
-        "|---|---|---|",
+        "| reward | first logged step | last logged step | mean over the run |",
+        "|---|---|---|---|",
     ]
     for name, values in figures["rewards"].items():
-        cells = ["-" if v is None else f"{v:.3f}" for v in (values["first"], values["last"])]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        cells = [_share(values[k]) for k in ("first", "last", "mean")]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     if rows:
         plot_rewards(rows, output_dir / "rewards.png")
         lines += [

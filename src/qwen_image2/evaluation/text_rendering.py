@@ -178,6 +178,7 @@ def evaluate_text(
     size: int = 128,
     ocr: Callable = read_text,
     rewrite: Callable | None = None,
+    desc: str = "eval text",
 ) -> tuple[dict, list[dict]]:
     """Generate every entry, read it, score it: (summary with per-sample rows, samples for the sheet).
 
@@ -185,10 +186,12 @@ def evaluate_text(
     to the output size first, so that every comparison is pixel for pixel. `rewrite(entry, source)`,
     when given, returns (the prompt to draw instead, fields for the row): a prompt enhancer's rewrite
     (enhancer/evaluation.py). The output size stays the set's, so that columns with and without an
-    enhancer are scored on the same canvas.
+    enhancer are scored on the same canvas. A progress bar named `desc` goes to stderr.
     """
+    from tqdm import tqdm
+
     rows, shown = [], []
-    for entry in entries:
+    for entry in tqdm(entries, desc=desc, unit="prompt", mininterval=2):
         source = read_image(entry.image, "RGB") if entry.is_edit else None
         width, height = output_size(entry, source, size)
         if source is not None:
