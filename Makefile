@@ -29,8 +29,8 @@ DEMO_EDIT := Make the text read "WORLD" instead of "HELLO".
 # Guidance 2 against an empty prompt: the demo model's best measured setting (README, The demo model).
 # The edit conditions at the model's training side (128, from its model_index.json).
 DEMO_SAMPLING := --size 128x128 --steps 20 --seed 0 --guidance 2 --negative-prompt ''
-# The bundled prompt enhancer (SFT then GRPO against the demo model, README: The prompt enhancer) turns
-# what a person types into the poster description the demo model draws.
+# The bundled prompt enhancer (the SFT run's export; README: The prompt enhancer) turns what a person
+# types into the poster description the demo model draws.
 DEMO_ENHANCER ?= checkpoints/tiny-enhancer
 DEMO_ASK := can you make a poster that says "HELLO"
 

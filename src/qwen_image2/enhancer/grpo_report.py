@@ -15,6 +15,11 @@ def reward_names(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _name(key: str) -> str:
+    """`rewards/ocr/mean` -> `ocr`; TRL's weighted total, `reward`, -> `total`."""
+    return "total" if key == "reward" else key.split("/")[1]
+
+
 def plot_rewards(rows: list[dict], path: Path) -> Path:
     import matplotlib
 
@@ -25,7 +30,7 @@ def plot_rewards(rows: list[dict], path: Path) -> Path:
     steps = [row["step"] for row in rows]
     for key in [*reward_names(rows), "reward"]:
         values = [row.get(key) for row in rows]
-        label = "total (weighted)" if key == "reward" else key.split("/")[1]
+        label = "total (weighted)" if key == "reward" else _name(key)
         axes.plot(steps, values, marker="o", markersize=3, label=label, linewidth=2 if key == "reward" else 1)
     axes.set_xlabel("step")
     axes.set_ylabel("mean reward")
@@ -37,39 +42,34 @@ def plot_rewards(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def _mean(rows: list[dict], key: str) -> float | None:
-    values = [float(row[key]) for row in rows if row.get(key) is not None]
-    return statistics.fmean(values) if values else None
+def _over_run(rows: list[dict], key: str, average=statistics.fmean) -> float | None:
+    """`average` of `key` over the steps that logged it; None when none did."""
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return average(values) if values else None
 
 
 def summary(rows: list[dict], wall_seconds: float) -> dict:
     """Seconds, per-reward first/last/mean, and why a run may not move: a group whose answers all score the
     same has zero advantage and no gradient (TRL's frac_reward_zero_std); entropy says how varied the
     sampled answers were."""
-    step_times = [row["step_seconds"] for row in rows if row.get("step_seconds") is not None]
-    render_times = [row["render_seconds"] for row in rows if row.get("render_seconds") is not None]
     first, last = (rows[0], rows[-1]) if rows else ({}, {})
     return {
         "steps_logged": len(rows),
         "last_step": last.get("step"),
         "wall_seconds_this_run": round(wall_seconds, 1),
-        "median_step_seconds": statistics.median(step_times) if step_times else None,
-        "median_render_seconds": statistics.median(render_times) if render_times else None,
-        "groups_without_spread": _mean(rows, "frac_reward_zero_std"),
-        "mean_entropy": _mean(rows, "entropy"),
+        "median_step_seconds": _over_run(rows, "step_seconds", statistics.median),
+        "median_render_seconds": _over_run(rows, "render_seconds", statistics.median),
+        "groups_without_spread": _over_run(rows, "frac_reward_zero_std"),
+        "mean_entropy": _over_run(rows, "entropy"),
         "rewards": {
-            key.split("/")[1] if key != "reward" else "total": {
-                "first": first.get(key),
-                "last": last.get(key),
-                "mean": _mean(rows, key),
-            }
+            _name(key): {"first": first.get(key), "last": last.get(key), "mean": _over_run(rows, key)}
             for key in [*reward_names(rows), "reward"]
         },
     }
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{float(value):.3f}"
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def write_report(output_dir: Path, wall_seconds: float) -> Path:
@@ -84,14 +84,14 @@ def write_report(output_dir: Path, wall_seconds: float) -> Path:
         f"Steps logged: {figures['steps_logged']} (last step {figures['last_step']}); "
         f"median seconds per step: {figures['median_step_seconds']}; "
         f"median render seconds per step: {figures['median_render_seconds']}.",
-        f"Groups with no reward spread (zero advantage, no gradient): {_share(figures['groups_without_spread'])}; "
-        f"mean entropy of the sampled answers: {_share(figures['mean_entropy'])}.",
+        f"Groups with no reward spread (zero advantage, no gradient): {_figure(figures['groups_without_spread'])}; "
+        f"mean entropy of the sampled answers: {_figure(figures['mean_entropy'])}.",
         "",
         "| reward | first logged step | last logged step | mean over the run |",
         "|---|---|---|---|",
     ]
     for name, values in figures["rewards"].items():
-        cells = [_share(values[k]) for k in ("first", "last", "mean")]
+        cells = [_figure(values[k]) for k in ("first", "last", "mean")]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     if rows:
         plot_rewards(rows, output_dir / "rewards.png")
